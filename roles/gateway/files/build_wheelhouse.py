@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Build (or index) the gateway wheelhouse on the controller.
+
+    build_wheelhouse.py --out DIR [--source DIR] [--version-suffix S] [--constraints F]
+    build_wheelhouse.py --out DIR --prebuilt
+
+Build mode copies the gateway source to a scratch directory (the repo stays clean),
+optionally appends a suffix to its version, and runs `pip wheel` for it and its
+dependencies with SOURCE_DATE_EPOCH fixed so that the same source gives the same bytes.
+The result replaces DIR only when its content differs (same content: DIR untouched).
+Prebuilt mode only indexes DIR as the operator prepared it.
+
+Prints one JSON object: changed, version, digest (sha256 over the wheels' names and
+contents), release (<version>-<digest[:12]>), python (X.Y of the interpreter that
+built it), wheels (file names).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+IGNORE = shutil.ignore_patterns(
+    ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache",
+    "tests", "bench", "*.pyc",
+)
+WHEEL_RE = re.compile(r"^flock_gateway-([^-]+)-.*\.whl$")
+
+
+def index(wheel_dir: Path) -> dict:
+    wheels = sorted(p.name for p in wheel_dir.glob("*.whl"))
+    own = [m.group(1) for m in (WHEEL_RE.match(n) for n in wheels) if m]
+    if len(own) != 1:
+        raise SystemExit(f"{wheel_dir}: expected exactly one flock_gateway wheel, found {len(own)}")
+    digest = hashlib.sha256()
+    for name in wheels:
+        digest.update(name.encode() + b"\0")
+        digest.update(hashlib.sha256((wheel_dir / name).read_bytes()).digest())
+    hexdigest = digest.hexdigest()
+    return {
+        "version": own[0],
+        "digest": hexdigest,
+        "release": f"{own[0]}-{hexdigest[:12]}",
+        "wheels": wheels,
+    }
+
+
+def build(source: Path, out: Path, suffix: str, constraints: str) -> tuple[dict, bool]:
+    with tempfile.TemporaryDirectory(prefix="flock-wheelhouse-") as tmp:
+        src = Path(tmp) / "src"
+        shutil.copytree(source, src, ignore=IGNORE)
+        if suffix:
+            pyproject = src / "pyproject.toml"
+            text = pyproject.read_text(encoding="utf-8")
+            text, count = re.subn(
+                r'(?m)^(version\s*=\s*")([^"]+)(")', rf"\g<1>\g<2>{suffix}\g<3>", text, count=1
+            )
+            if count != 1:
+                raise SystemExit(f"{pyproject}: no version line to suffix")
+            pyproject.write_text(text, encoding="utf-8")
+        wheels = Path(tmp) / "wheels"
+        cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+               "--wheel-dir", str(wheels)]
+        if constraints:
+            cmd += ["--constraint", constraints]
+        cmd.append(str(src))
+        env = dict(os.environ, SOURCE_DATE_EPOCH="315532800", PIP_NO_INPUT="1")
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
+            raise SystemExit("pip wheel failed:\n" + "\n".join(tail))
+        new = index(wheels)
+        if out.is_dir() and any(out.glob("*.whl")):
+            try:
+                if index(out)["digest"] == new["digest"]:
+                    return new, False
+            except SystemExit:
+                pass
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        for whl in wheels.glob("*.whl"):
+            shutil.copy2(whl, staging / whl.name)
+        staging.chmod(0o755)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            out.rename(old / "wheels")
+            staging.rename(out)
+            shutil.rmtree(old)
+        else:
+            staging.rename(out)
+        return new, True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--source", type=Path)
+    parser.add_argument("--version-suffix", default="")
+    parser.add_argument("--constraints", default="")
+    parser.add_argument("--prebuilt", action="store_true")
+    args = parser.parse_args()
+    if args.prebuilt:
+        if not args.out.is_dir():
+            raise SystemExit(f"prebuilt wheelhouse {args.out} does not exist")
+        info, changed = index(args.out), False
+    else:
+        if args.source is None or not (args.source / "pyproject.toml").is_file():
+            raise SystemExit(f"gateway source {args.source} has no pyproject.toml")
+        if args.version_suffix and not re.fullmatch(r"[A-Za-z0-9.+]+", args.version_suffix):
+            raise SystemExit("version suffix: letters, digits, '.' and '+' only")
+        info, changed = build(args.source.resolve(), args.out, args.version_suffix,
+                              args.constraints)
+    info["changed"] = changed
+    info["python"] = f"{sys.version_info.major}.{sys.version_info.minor}"
+    print(json.dumps(info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
