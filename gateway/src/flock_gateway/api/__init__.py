@@ -1,0 +1,1 @@
+"""HTTP API blueprints: Flock agent API, health probes (osquery TLS API: see osquery.py)."""

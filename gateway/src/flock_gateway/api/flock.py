@@ -1,0 +1,124 @@
+"""The Flock agent API: /register, /ping, /submit, /submit_flock_logs.
+
+Compatible with the original server's README (form-encoded /register, one JSON object
+with ``host_uuid`` on /submit) and with Flock agent (JSON /register, arrays of osquery
+result lines, /submit_flock_logs). Write-only: nothing here returns stored data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from ..auth import hash_token, new_token, secret_in
+from ..documents import DocumentBuilder, Tag
+from ..errors import BadRequest, StorageUnavailable, Unauthorized
+from ..logging import get_logger
+from ..services import services
+from ..storage.client import STORAGE_ERRORS
+from ..storage.registry import AlreadyRegistered
+from ..validation import (
+    as_items,
+    parse_json,
+    validate_flock_log_item,
+    validate_name,
+    validate_result_item,
+    validate_username,
+)
+from .agent_auth import require_agent
+from .body import read_body
+
+bp = Blueprint("flock", __name__)
+log = get_logger("api")
+
+ENROLL_SECRET_HEADER = "X-Flock-Enroll-Secret"  # noqa: S105 - a header name
+
+
+def success(**fields: Any) -> Response:
+    return jsonify({**fields, "error": False})
+
+
+def _register_fields() -> dict[str, Any]:
+    """/register takes form fields (original README) or a JSON object (Flock agent)."""
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return {k: request.form.get(k) for k in ("username", "name", "enroll_secret")}
+    body = request.get_data(cache=True)
+    if request.mimetype == "application/json" or body.lstrip()[:1] == b"{":
+        data = parse_json(body)
+        if not isinstance(data, dict):
+            raise BadRequest("Invalid JSON object")
+        return data
+    return {}
+
+
+@bp.post("/register")
+def register() -> Response:
+    svc = services()
+    data = _register_fields()
+    username = validate_username(data.get("username"))
+    name = validate_name(data.get("name"))
+    if svc.config.enrollment_required:
+        secret = data.get("enroll_secret") or request.headers.get(ENROLL_SECRET_HEADER)
+        if not isinstance(secret, str) or not secret_in(secret, svc.config.enroll_secrets):
+            log.info("registration refused: bad enrollment secret", extra={"agent": username})
+            raise Unauthorized("Registration requires a valid enrollment secret")
+    token = new_token()
+    try:
+        svc.registry.register(username, name, hash_token(token))
+    except AlreadyRegistered:
+        raise BadRequest(
+            f"Your computer ({username}) is already registered with this server"
+        ) from None
+    except STORAGE_ERRORS:
+        log.warning("registration failed: storage unavailable")
+        raise StorageUnavailable("Storage is unavailable, try again later") from None
+    g.username = username
+    log.info("agent registered", extra={"agent": username})
+    return success(auth_token=token)
+
+
+@bp.get("/ping")
+def ping() -> Response:
+    require_agent()
+    return success()
+
+
+@bp.post("/submit")
+def submit() -> Response:
+    svc = services()
+    agent = require_agent()
+    items = as_items(parse_json(read_body()))
+    for i, item in enumerate(items):
+        validate_result_item(i, item, agent.username)
+    builder = DocumentBuilder(
+        svc.names.prefix,
+        Tag(agent.username, agent.name, "flock-agent"),
+        svc.config.retention_days,
+    )
+    docs = builder.results(items)
+    result = svc.writer.write(docs)
+    g.counts = {"items": len(items), "rows": result.stored, "expired": builder.expired}
+    return success(
+        processed_count=len(items),
+        stored_count=result.stored,
+        expired_count=builder.expired,
+    )
+
+
+@bp.post("/submit_flock_logs")
+def submit_flock_logs() -> Response:
+    svc = services()
+    agent = require_agent()
+    items = as_items(parse_json(read_body()))
+    for i, item in enumerate(items):
+        validate_flock_log_item(i, item)
+    builder = DocumentBuilder(
+        svc.names.prefix,
+        Tag(agent.username, agent.name, "flock-agent"),
+        svc.config.retention_days,
+    )
+    docs = builder.agent_logs(items)
+    result = svc.writer.write(docs)
+    g.counts = {"items": len(items), "rows": result.stored, "expired": builder.expired}
+    return success(processed_count=len(items), stored_count=result.stored)

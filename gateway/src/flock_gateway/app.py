@@ -1,0 +1,94 @@
+"""Flask application factory."""
+
+from __future__ import annotations
+
+import time
+
+from elasticsearch import Elasticsearch
+from flask import Flask, Response, g, request
+
+from .api import flock, health
+from .auth import AuthCache, Authenticator
+from .config import Config, load_config
+from .errors import register_error_handlers
+from .logging import get_logger, setup_logging
+from .services import EXTENSION_KEY, Services
+from .storage.client import StartupError, make_client, probe
+from .storage.names import IndexNames
+from .storage.registry import Registry
+from .storage.results import BulkWriter
+
+log = get_logger("app")
+
+
+def create_app(
+    config: Config | None = None,
+    *,
+    client: Elasticsearch | None = None,
+    refresh: bool | str = False,
+) -> Flask:
+    """Build the gateway app.
+
+    With ``config.startup_check`` (the default) Elasticsearch is probed once and a
+    :class:`StartupError` with a plain explanation is raised when it is unreachable,
+    rejects the credentials, or lacks the registry index.
+    """
+    config = config or load_config()
+    setup_logging(config.log_level)
+    client = client or make_client(config)
+    names = IndexNames(config.index_prefix)
+    if config.startup_check:
+        result = probe(client, config, names.agents)
+        if not result.ok:
+            log.error("startup check failed", extra={"reason": result.message})
+            raise StartupError(result.message)
+        log.info("startup check passed", extra={"hosts": list(config.es_hosts)})
+
+    registry = Registry(client, names.agents)
+    svc = Services(
+        config=config,
+        client=client,
+        names=names,
+        registry=registry,
+        writer=BulkWriter(client, refresh=refresh),
+        authenticator=Authenticator(registry.get, AuthCache(config.auth_cache_ttl)),
+    )
+
+    app = Flask("flock_gateway")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION_KEY] = svc
+    register_error_handlers(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(flock.bp)
+    _install_request_log(app)
+    return app
+
+
+def _install_request_log(app: Flask) -> None:
+    access = get_logger("access")
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _log(response: Response) -> Response:
+        if request.path in ("/healthz", "/readyz") and response.status_code == 200:
+            return response
+        extra = {
+            "method": request.method,
+            "path": request.path[:200],
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - g.get("started", 0.0)) * 1000, 1),
+            "remote_addr": request.remote_addr,
+            "content_length": request.content_length,
+        }
+        if "username" in g:
+            extra["agent"] = g.username
+        elif "auth_failed_for" in g:
+            extra["auth_failed_for"] = g.auth_failed_for
+        if "counts" in g:
+            extra.update(g.counts)
+        access.info("request", extra=extra)
+        return response

@@ -1,0 +1,197 @@
+"""``flock-gateway`` admin command line (the HTTP API itself stays write-only).
+
+Subcommands print JSON (one object) on stdout and exit 0 on success, 1 on failure, 2 on
+bad usage. Commands that change storage report ``"changed": true|false`` so a deployment
+tool can tell whether anything happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .config import Config, ConfigError, load_config
+from .storage.client import STORAGE_ERRORS, make_client, probe
+from .storage.names import IndexNames
+from .storage.registry import Registry, UnknownAgent
+from .storage.retention import prune
+from .storage.templates import load_templates, setup_storage
+from .validation import USERNAME_RE
+
+
+class CliError(Exception):
+    pass
+
+
+def _out(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=False, default=str))
+
+
+def _config(args: argparse.Namespace) -> Config:
+    cfg = load_config(path=args.config) if args.config else load_config()
+    return cfg
+
+
+def cmd_setup_storage(cfg: Config, args: argparse.Namespace) -> int:
+    client = make_client(cfg)
+    _out(setup_storage(client, IndexNames(cfg.index_prefix)))
+    return 0
+
+
+def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
+    client = make_client(cfg)
+    names = IndexNames(cfg.index_prefix)
+    result = probe(client, cfg, names.agents)
+    report: dict[str, Any] = {"ok": result.ok, "message": result.message}
+    if result.ok and args.templates:
+        missing = []
+        for tpl in load_templates(names):
+            if not client.indices.exists_index_template(name=tpl.name):
+                missing.append(tpl.name)
+        report["missing_templates"] = missing
+        if missing:
+            report["ok"] = False
+            report["message"] = "templates missing: run `flock-gateway setup-storage`"
+    _out(report)
+    return 0 if report["ok"] else 1
+
+
+def _registry(cfg: Config) -> Registry:
+    return Registry(make_client(cfg), IndexNames(cfg.index_prefix).agents)
+
+
+def _username(value: str) -> str:
+    if not USERNAME_RE.fullmatch(value):
+        raise CliError(f"not a valid username: {value!r}")
+    return value
+
+
+def cmd_agents_list(cfg: Config, args: argparse.Namespace) -> int:
+    agents = [
+        {
+            "username": a.username,
+            "name": a.name,
+            "source": a.source,
+            "created": a.created,
+            "host_identifier": a.host_identifier,
+        }
+        for a in _registry(cfg).list()
+    ]
+    if args.json:
+        _out(agents)
+    else:
+        for a in agents:
+            print(f"{a['username']}\t{a['name']}\t{a['source']}\t{a['created']}")
+    return 0
+
+
+def cmd_agents_rename(cfg: Config, args: argparse.Namespace) -> int:
+    from .validation import validate_name
+
+    name = validate_name(args.name)
+    _registry(cfg).rename(_username(args.username), name)
+    _out({"changed": True, "username": args.username, "name": name})
+    return 0
+
+
+def cmd_agents_revoke(cfg: Config, args: argparse.Namespace) -> int:
+    _registry(cfg).revoke(_username(args.username))
+    _out(
+        {
+            "changed": True,
+            "username": args.username,
+            "note": f"effective within auth_cache_ttl={cfg.auth_cache_ttl}s",
+        }
+    )
+    return 0
+
+
+def cmd_prune(cfg: Config, args: argparse.Namespace) -> int:
+    days = args.days if args.days is not None else cfg.retention_days
+    if days < 1:
+        raise CliError("--days must be >= 1")
+    _out(prune(make_client(cfg), IndexNames(cfg.index_prefix), days, dry_run=args.dry_run))
+    return 0
+
+
+def cmd_run_dev(cfg: Config, args: argparse.Namespace) -> int:
+    from .app import create_app
+
+    app = create_app(cfg)
+    print(f"flock-gateway (development server) on http://{args.host}:{args.port}", flush=True)
+    app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flock-gateway",
+        description="Flock gateway admin commands (configuration: FLOCK_* env, FLOCK_CONFIG)",
+    )
+    parser.add_argument("--config", help="TOML config file (default: $FLOCK_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("setup-storage", help="install/upgrade index templates and registry")
+    p.set_defaults(func=cmd_setup_storage)
+
+    p = sub.add_parser("check", help="check Elasticsearch connectivity and credentials")
+    p.add_argument(
+        "--no-templates",
+        dest="templates",
+        action="store_false",
+        help="do not check that the index templates are installed",
+    )
+    p.set_defaults(func=cmd_check)
+
+    agents = sub.add_parser("agents", help="list, rename or revoke registered agents")
+    asub = agents.add_subparsers(dest="agents_command", required=True)
+    p = asub.add_parser("list", help="list agents (never shows tokens)")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=cmd_agents_list)
+    p = asub.add_parser("rename", help="change an agent's display name")
+    p.add_argument("username")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_agents_rename)
+    p = asub.add_parser("revoke", help="delete an agent; its token stops working")
+    p.add_argument("username")
+    p.set_defaults(func=cmd_agents_revoke)
+
+    p = sub.add_parser("prune", help="delete daily indices older than the retention period")
+    p.add_argument("--days", type=int, help="override retention_days")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("run-dev", help="run the development server (not for production)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=cmd_run_dev)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .errors import ApiError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        cfg = _config(args)
+        return int(args.func(cfg, args))
+    except ConfigError as exc:
+        print(f"flock-gateway: configuration error: {exc}", file=sys.stderr)
+        return 1
+    except (CliError, ApiError) as exc:
+        print(f"flock-gateway: {exc}", file=sys.stderr)
+        return 1
+    except UnknownAgent as exc:
+        print(f"flock-gateway: no such agent: {exc}", file=sys.stderr)
+        return 1
+    except STORAGE_ERRORS as exc:
+        print(f"flock-gateway: Elasticsearch error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

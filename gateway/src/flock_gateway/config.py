@@ -1,0 +1,255 @@
+"""Gateway configuration: environment variables (FLOCK_*) over an optional TOML file.
+
+Precedence: built-in defaults < TOML file (path in FLOCK_CONFIG, or passed explicitly)
+< environment. Secrets can be given inline or, preferably, as a path to a file
+(``*_FILE`` / ``*_file``) so they never appear in a process listing or unit file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+MIB = 1024 * 1024
+
+# osquery's TLS logger sends at most 1024 lines per request (logger_tls_max_lines); result
+# lines are typically a few KiB. 20 MiB leaves room for ~20 KiB per line on a full batch
+# while bounding the memory a single request can take in a worker.
+DEFAULT_MAX_BODY_BYTES = 20 * MIB
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message says which setting and why."""
+
+
+@dataclass(frozen=True)
+class Config:
+    es_hosts: tuple[str, ...] = ("http://127.0.0.1:9200",)
+    es_ca_file: str | None = None
+    es_verify_certs: bool = True
+    es_username: str | None = None
+    es_password: str | None = field(default=None, repr=False)
+    es_api_key: str | None = field(default=None, repr=False)
+    es_timeout: float = 10.0
+    es_max_retries: int = 2
+    index_prefix: str = "flock"
+    retention_days: int = 90
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_decompressed_bytes: int = 64 * MIB
+    auth_cache_ttl: float = 10.0
+    enroll_secrets: tuple[str, ...] = field(default=(), repr=False)
+    log_level: str = "INFO"
+    startup_check: bool = True
+    # osquery TLS API (issue 7)
+    status_logs: str = "store"
+    strict_allowlist: bool = False
+    schedule_file: str | None = None
+    public_url: str | None = None
+
+    @property
+    def enrollment_required(self) -> bool:
+        return bool(self.enroll_secrets)
+
+    def with_overrides(self, **kwargs: Any) -> Config:
+        cfg = replace(self, **kwargs)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if not self.es_hosts:
+            raise ConfigError("es_hosts: at least one Elasticsearch URL is required")
+        for host in self.es_hosts:
+            if not host.startswith(("http://", "https://")):
+                raise ConfigError(f"es_hosts: {host!r} must start with http:// or https://")
+            if "@" in host.split("://", 1)[1].split("/", 1)[0]:
+                raise ConfigError(
+                    "es_hosts: put credentials in es_username/es_password(_file), not in the URL"
+                )
+        if self.es_password and not self.es_username:
+            raise ConfigError("es_password is set but es_username is not")
+        if self.es_api_key and self.es_username:
+            raise ConfigError("set either es_username/es_password or es_api_key, not both")
+        if self.es_ca_file and not Path(self.es_ca_file).is_file():
+            raise ConfigError(f"es_ca_file: {self.es_ca_file} is not a readable file")
+        if self.es_timeout <= 0:
+            raise ConfigError("es_timeout must be > 0")
+        if self.es_max_retries < 0:
+            raise ConfigError("es_max_retries must be >= 0")
+        if not self.index_prefix or not all(
+            c.islower() or c.isdigit() or c in "-_" for c in self.index_prefix
+        ):
+            raise ConfigError("index_prefix: lowercase letters, digits, '-' and '_' only")
+        if self.retention_days < 1:
+            raise ConfigError("retention_days must be >= 1")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("max_body_bytes must be >= 1024")
+        if self.max_decompressed_bytes < self.max_body_bytes:
+            raise ConfigError("max_decompressed_bytes must be >= max_body_bytes")
+        if self.auth_cache_ttl < 0:
+            raise ConfigError("auth_cache_ttl must be >= 0 (0 disables the cache)")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        if self.status_logs not in {"store", "drop"}:
+            raise ConfigError("status_logs must be 'store' or 'drop'")
+        for secret in self.enroll_secrets:
+            if len(secret) < 16:
+                raise ConfigError("enroll secrets must be at least 16 characters long")
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _parse_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list | tuple):
+        items = [str(v).strip() for v in value]
+    else:
+        items = [part.strip() for part in str(value).split(",")]
+    return tuple(item for item in items if item)
+
+
+def _parse_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"not a string: {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class _Setting:
+    attr: str
+    env: str
+    section: str
+    key: str
+    parse: Callable[[Any], Any]
+    secret_file: bool = False  # value is a path to a file holding the setting
+
+
+_SETTINGS: tuple[_Setting, ...] = (
+    _Setting("es_hosts", "FLOCK_ES_HOSTS", "elasticsearch", "hosts", _parse_list),
+    _Setting("es_ca_file", "FLOCK_ES_CA_FILE", "elasticsearch", "ca_file", _parse_str),
+    _Setting(
+        "es_verify_certs", "FLOCK_ES_VERIFY_CERTS", "elasticsearch", "verify_certs", _parse_bool
+    ),
+    _Setting("es_username", "FLOCK_ES_USERNAME", "elasticsearch", "username", _parse_str),
+    _Setting("es_password", "FLOCK_ES_PASSWORD", "elasticsearch", "password", _parse_str),
+    _Setting(
+        "es_password",
+        "FLOCK_ES_PASSWORD_FILE",
+        "elasticsearch",
+        "password_file",
+        _parse_str,
+        secret_file=True,
+    ),
+    _Setting("es_api_key", "FLOCK_ES_API_KEY", "elasticsearch", "api_key", _parse_str),
+    _Setting(
+        "es_api_key",
+        "FLOCK_ES_API_KEY_FILE",
+        "elasticsearch",
+        "api_key_file",
+        _parse_str,
+        secret_file=True,
+    ),
+    _Setting("es_timeout", "FLOCK_ES_TIMEOUT", "elasticsearch", "timeout", float),
+    _Setting("es_max_retries", "FLOCK_ES_MAX_RETRIES", "elasticsearch", "max_retries", int),
+    _Setting("index_prefix", "FLOCK_INDEX_PREFIX", "storage", "index_prefix", _parse_str),
+    _Setting("retention_days", "FLOCK_RETENTION_DAYS", "storage", "retention_days", int),
+    _Setting("max_body_bytes", "FLOCK_MAX_BODY_BYTES", "gateway", "max_body_bytes", int),
+    _Setting(
+        "max_decompressed_bytes",
+        "FLOCK_MAX_DECOMPRESSED_BYTES",
+        "gateway",
+        "max_decompressed_bytes",
+        int,
+    ),
+    _Setting("auth_cache_ttl", "FLOCK_AUTH_CACHE_TTL", "gateway", "auth_cache_ttl", float),
+    _Setting("enroll_secrets", "FLOCK_ENROLL_SECRETS", "gateway", "enroll_secrets", _parse_list),
+    _Setting(
+        "enroll_secrets",
+        "FLOCK_ENROLL_SECRETS_FILE",
+        "gateway",
+        "enroll_secrets_file",
+        _parse_str,
+        secret_file=True,
+    ),
+    _Setting("log_level", "FLOCK_LOG_LEVEL", "gateway", "log_level", _parse_str),
+    _Setting("startup_check", "FLOCK_STARTUP_CHECK", "gateway", "startup_check", _parse_bool),
+    _Setting("status_logs", "FLOCK_STATUS_LOGS", "osquery", "status_logs", _parse_str),
+    _Setting(
+        "strict_allowlist", "FLOCK_STRICT_ALLOWLIST", "osquery", "strict_allowlist", _parse_bool
+    ),
+    _Setting("schedule_file", "FLOCK_SCHEDULE_FILE", "osquery", "schedule_file", _parse_str),
+    _Setting("public_url", "FLOCK_PUBLIC_URL", "osquery", "public_url", _parse_str),
+)
+
+ENV_NAMES: tuple[str, ...] = ("FLOCK_CONFIG", *(s.env for s in _SETTINGS))
+
+
+def _read_secret_file(path: str, attr: str) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{attr}: cannot read secret file {path}: {exc.strerror}") from None
+    if attr == "enroll_secrets":
+        return tuple(
+            line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+        )
+    value = text.strip()
+    if not value:
+        raise ConfigError(f"{attr}: secret file {path} is empty")
+    return value
+
+
+def _apply(values: dict[str, Any], setting: _Setting, raw: Any, origin: str) -> None:
+    try:
+        parsed = setting.parse(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    if setting.secret_file:
+        parsed = _read_secret_file(parsed, setting.attr)
+    elif setting.attr == "enroll_secrets":
+        parsed = tuple(parsed)
+    values[setting.attr] = parsed
+
+
+def load_config(
+    env: Mapping[str, str] | None = None, path: str | os.PathLike[str] | None = None
+) -> Config:
+    """Build a validated Config from a TOML file (optional) and the environment."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    file_path = path if path is not None else env.get("FLOCK_CONFIG") or None
+    if file_path:
+        try:
+            with open(file_path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {file_path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {file_path} is not valid TOML: {exc}") from None
+        known = {(s.section, s.key): s for s in _SETTINGS}
+        for section, table in data.items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{file_path}: top-level key {section!r} must be a [table]")
+            for key, raw in table.items():
+                setting = known.get((section, key))
+                if setting is None:
+                    raise ConfigError(f"{file_path}: unknown setting [{section}] {key}")
+                _apply(values, setting, raw, f"{file_path} [{section}] {key}")
+    for setting in _SETTINGS:
+        if setting.env in env and env[setting.env] != "":
+            _apply(values, setting, env[setting.env], setting.env)
+    allowed = {f.name for f in fields(Config)}
+    cfg = Config(**{k: v for k, v in values.items() if k in allowed})
+    cfg.validate()
+    return cfg

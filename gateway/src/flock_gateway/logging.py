@@ -1,0 +1,82 @@
+"""Structured (one JSON object per line) logging that never carries secrets.
+
+Log records only ever get the fields we put in them explicitly (method, path, status,
+username, counts...). Request headers and bodies are never logged; as a second line of
+defence the formatter masks anything that looks like an Authorization value or a token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from typing import Any
+
+LOGGER_NAME = "flock_gateway"
+
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_SECRET_KEYS = {
+    "authorization",
+    "password",
+    "token",
+    "auth_token",
+    "node_key",
+    "enroll_secret",
+    "api_key",
+    "secret",
+}
+_BASIC_RE = re.compile(r"(?i)\b(basic|bearer|apikey)\s+[A-Za-z0-9+/=._~-]+")
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return _BASIC_RE.sub(r"\1 [redacted]", value)
+    if isinstance(value, dict):
+        return {
+            k: ("[redacted]" if str(k).lower() in _SECRET_KEYS else _scrub(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key in _RESERVED or key.startswith("_"):
+                continue
+            entry[key] = "[redacted]" if key.lower() in _SECRET_KEYS else value
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["exc_type"] = record.exc_info[0].__name__
+            entry["exc"] = str(record.exc_info[1])
+        return json.dumps(_scrub(entry), default=str, ensure_ascii=False)
+
+
+def setup_logging(level: str = "INFO", stream: Any = None) -> logging.Logger:
+    """Configure the gateway's logger (idempotent) and quiet chatty libraries."""
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(level.upper())
+    if not any(getattr(h, "_flock", False) for h in logger.handlers):
+        handler = logging.StreamHandler(stream or sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler._flock = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.propagate = False
+    # The ES transport logs every request at INFO; keep only its warnings.
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    logging.getLogger("elasticsearch").setLevel(logging.WARNING)
+    return logger
+
+
+def get_logger(name: str = "") -> logging.Logger:
+    return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)

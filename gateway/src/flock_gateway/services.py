@@ -1,0 +1,31 @@
+"""The objects a running app shares between requests (stored in app.extensions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from elasticsearch import Elasticsearch
+from flask import current_app
+
+from .auth import Authenticator
+from .config import Config
+from .storage.names import IndexNames
+from .storage.registry import Registry
+from .storage.results import BulkWriter
+
+EXTENSION_KEY = "flock"
+
+
+@dataclass
+class Services:
+    config: Config
+    client: Elasticsearch
+    names: IndexNames
+    registry: Registry
+    writer: BulkWriter
+    authenticator: Authenticator
+
+
+def services() -> Services:
+    svc: Services = current_app.extensions[EXTENSION_KEY]
+    return svc

@@ -1,0 +1,1 @@
+"""Elasticsearch storage: client, agent registry, result writer, templates, retention."""

@@ -1,0 +1,87 @@
+"""Elasticsearch client construction and the connectivity/credentials probe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from elasticsearch import (
+    ApiError,
+    AuthenticationException,
+    AuthorizationException,
+    Elasticsearch,
+    NotFoundError,
+    TransportError,
+)
+
+from ..config import Config
+
+# Errors that mean "storage is unavailable right now" (-> HTTP 503, the agent retries).
+STORAGE_ERRORS: tuple[type[Exception], ...] = (TransportError, ApiError)
+
+
+def make_client(config: Config) -> Elasticsearch:
+    kwargs: dict[str, object] = {
+        "request_timeout": config.es_timeout,
+        "max_retries": config.es_max_retries,
+        "retry_on_timeout": True,
+    }
+    if config.es_ca_file:
+        kwargs["ca_certs"] = config.es_ca_file
+    if any(h.startswith("https://") for h in config.es_hosts):
+        kwargs["verify_certs"] = config.es_verify_certs
+    if config.es_username:
+        kwargs["basic_auth"] = (config.es_username, config.es_password or "")
+    elif config.es_api_key:
+        kwargs["api_key"] = config.es_api_key
+    return Elasticsearch(list(config.es_hosts), **kwargs)  # type: ignore[arg-type]
+
+
+class StartupError(RuntimeError):
+    """Elasticsearch cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    message: str
+
+
+def probe(client: Elasticsearch, config: Config, agents_index: str) -> ProbeResult:
+    """Check that Elasticsearch answers, accepts our credentials and has our registry.
+
+    Uses a document GET on the registry index, which the gateway's own (write-only)
+    role may do; no cluster privileges are needed.
+    """
+    hosts = ", ".join(config.es_hosts)
+    try:
+        client.get(index=agents_index, id="__flock_probe__", source=False)
+    except NotFoundError as exc:
+        body = exc.body if isinstance(exc.body, dict) else {}
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("type") == "index_not_found_exception":
+            return ProbeResult(
+                False,
+                f"Elasticsearch at {hosts} has no index {agents_index!r}: "
+                "run `flock-gateway setup-storage` with admin credentials first",
+            )
+        return ProbeResult(True, f"Elasticsearch at {hosts} is reachable")
+    except AuthenticationException:
+        return ProbeResult(
+            False,
+            f"Elasticsearch at {hosts} rejected the gateway's credentials (401): "
+            "check es_username/es_password(_file) or es_api_key(_file)",
+        )
+    except AuthorizationException:
+        return ProbeResult(
+            False,
+            f"Elasticsearch at {hosts} denied access to {agents_index!r} (403): "
+            "the gateway's role lacks privileges",
+        )
+    except ApiError as exc:
+        return ProbeResult(False, f"Elasticsearch at {hosts} answered HTTP {exc.meta.status}")
+    except TransportError as exc:
+        return ProbeResult(
+            False,
+            f"cannot reach Elasticsearch at {hosts}: {type(exc).__name__}: {exc.message}",
+        )
+    return ProbeResult(True, f"Elasticsearch at {hosts} is reachable")

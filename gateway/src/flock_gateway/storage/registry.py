@@ -1,0 +1,108 @@
+"""Agent registry: index ``<prefix>-agents``, one document per agent, ``_id`` = username.
+
+Lookups are by document id (exact, realtime GET), never through a text query, so one
+agent's token can never authenticate a different, similar-looking username.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import ConflictError, Elasticsearch, NotFoundError, helpers
+
+from ..auth import Agent
+from ..documents import iso
+
+
+class AlreadyRegistered(Exception):
+    pass
+
+
+class UnknownAgent(Exception):
+    pass
+
+
+def _agent(source: dict[str, Any]) -> Agent:
+    return Agent(
+        username=source["username"],
+        name=source.get("name", ""),
+        token_hash=source["token_hash"],
+        source=source.get("source", "flock-agent"),
+        created=source.get("created"),
+        host_identifier=source.get("host_identifier"),
+    )
+
+
+class Registry:
+    def __init__(self, client: Elasticsearch, index: str) -> None:
+        self.client = client
+        self.index = index
+
+    def register(
+        self,
+        username: str,
+        name: str,
+        token_hash: str,
+        *,
+        source: str = "flock-agent",
+        host_identifier: str | None = None,
+        host_details: dict[str, Any] | None = None,
+    ) -> Agent:
+        doc: dict[str, Any] = {
+            "username": username,
+            "name": name,
+            "token_hash": token_hash,
+            "created": iso(datetime.now(tz=UTC)),
+            "source": source,
+        }
+        if host_identifier is not None:
+            doc["host_identifier"] = host_identifier
+        if host_details is not None:
+            doc["host_details"] = host_details
+        try:
+            self.client.create(index=self.index, id=username, document=doc, refresh="wait_for")
+        except ConflictError:
+            raise AlreadyRegistered(username) from None
+        return _agent(doc)
+
+    def replace_token(self, username: str, token_hash: str, **fields: Any) -> None:
+        """Re-key an existing agent (osquery re-enrollment of the same host)."""
+        self.client.update(
+            index=self.index,
+            id=username,
+            doc={"token_hash": token_hash, **fields},
+            refresh="wait_for",
+        )
+
+    def get(self, username: str) -> Agent | None:
+        try:
+            resp = self.client.get(index=self.index, id=username)
+        except NotFoundError:
+            return None
+        return _agent(resp["_source"])
+
+    def list(self) -> Iterator[Agent]:
+        hits = helpers.scan(
+            self.client,
+            index=self.index,
+            query={"query": {"match_all": {}}},
+            preserve_order=False,
+        )
+        agents = [_agent(hit["_source"]) for hit in hits]
+        return iter(sorted(agents, key=lambda a: a.username))
+
+    def rename(self, username: str, name: str) -> None:
+        try:
+            self.client.update(
+                index=self.index, id=username, doc={"name": name}, refresh="wait_for"
+            )
+        except NotFoundError:
+            raise UnknownAgent(username) from None
+
+    def revoke(self, username: str) -> None:
+        try:
+            self.client.delete(index=self.index, id=username, refresh="wait_for")
+        except NotFoundError:
+            raise UnknownAgent(username) from None

@@ -1,0 +1,131 @@
+"""Write documents with one bulk request, retry-safe.
+
+Every document is written with ``op_type=create`` under an id derived from its content
+(see :mod:`flock_gateway.documents`): a 409 conflict means an earlier attempt already
+stored it and counts as stored. Per-item 429/5xx (and 401/403/404, which mean our own
+setup is wrong) make the whole request fail with 503 so the agent keeps the batch and
+resends it; what was stored by this attempt then turns into 409s.
+
+A document Elasticsearch refuses for its content (e.g. a field whose type conflicts with
+the mapping) would be refused forever, and an agent resending it forever would never get
+past it. Such documents are stored instead in quarantine form: the original row kept
+whole but unindexed under ``flock.raw``, with the reason in ``flock.quarantine_reason``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from ..documents import Doc
+from ..errors import StorageUnavailable
+from ..logging import get_logger
+from .client import STORAGE_ERRORS
+
+log = get_logger("storage")
+
+_RETRYABLE_ITEM_STATUSES = {401, 403, 404, 408, 429}
+_KEEP_IN_QUARANTINE = ("@timestamp", "name", "hostIdentifier", "host_uuid", "type")
+
+
+@dataclass
+class WriteResult:
+    created: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    requests: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def stored(self) -> int:
+        return self.created + self.duplicates + self.quarantined
+
+
+def _quarantine(doc: Doc, reason: str) -> Doc:
+    src = doc.source
+    q: dict[str, Any] = {k: src[k] for k in _KEEP_IN_QUARANTINE if isinstance(src.get(k), str)}
+    raw = {k: v for k, v in src.items() if k not in ("@timestamp", "flock")}
+    q["flock"] = {**src["flock"], "quarantine_reason": reason[:1000], "raw": raw}
+    return Doc(index=doc.index, id=doc.id, source=q)
+
+
+class BulkWriter:
+    def __init__(self, client: Elasticsearch, refresh: bool | str = False) -> None:
+        self.client = client
+        self.refresh = refresh
+
+    def _bulk(self, docs: list[Doc]) -> list[dict[str, Any]]:
+        ops: list[dict[str, Any]] = []
+        for d in docs:
+            ops.append({"create": {"_index": d.index, "_id": d.id}})
+            ops.append(d.source)
+        try:
+            resp = self.client.bulk(operations=ops, refresh=self.refresh)
+        except STORAGE_ERRORS as exc:
+            log.warning("bulk request failed", extra={"error_type": type(exc).__name__})
+            raise StorageUnavailable("Storage is unavailable, try again later") from None
+        return [item["create"] for item in resp["items"]]
+
+    def write(self, docs: list[Doc]) -> WriteResult:
+        result = WriteResult()
+        if not docs:
+            return result
+        items = self._bulk(docs)
+        result.requests += 1
+        refused: list[tuple[Doc, str]] = []
+        retryable = 0
+        for doc, item in zip(docs, items, strict=True):
+            status = item.get("status", 500)
+            if status in (200, 201):
+                result.created += 1
+            elif status == 409:
+                result.duplicates += 1
+            elif status >= 500 or status in _RETRYABLE_ITEM_STATUSES:
+                retryable += 1
+                result.errors.append(_error_type(item))
+            else:
+                refused.append((doc, _reason(item)))
+        if retryable:
+            log.warning(
+                "bulk items failed, asking the agent to retry",
+                extra={"failed": retryable, "error_types": sorted(set(result.errors))},
+            )
+            raise StorageUnavailable("Storage refused part of the batch, try again later")
+        if refused:
+            qdocs = [_quarantine(d, reason) for d, reason in refused]
+            qitems = self._bulk(qdocs)
+            result.requests += 1
+            for item in qitems:
+                status = item.get("status", 500)
+                if status in (200, 201):
+                    result.quarantined += 1
+                elif status == 409:
+                    result.duplicates += 1
+                else:
+                    log.error("quarantine write failed", extra={"error_type": _error_type(item)})
+                    raise StorageUnavailable("Storage refused the batch, try again later")
+            log.warning(
+                "documents refused by the mapping were quarantined",
+                extra={"quarantined": result.quarantined},
+            )
+        return result
+
+
+def _error_type(item: dict[str, Any]) -> str:
+    error = item.get("error")
+    if isinstance(error, dict):
+        return str(error.get("type", "unknown"))
+    return str(item.get("status", "unknown"))
+
+
+def _reason(item: dict[str, Any]) -> str:
+    error = item.get("error")
+    if isinstance(error, dict):
+        reason = f"{error.get('type', 'unknown')}: {error.get('reason', '')}"
+        cause = error.get("caused_by")
+        if isinstance(cause, dict):
+            reason += f" ({cause.get('type', '')}: {cause.get('reason', '')})"
+        return reason
+    return f"status {item.get('status')}"

@@ -1,0 +1,102 @@
+"""Index templates shipped as JSON files (bodies of ``PUT _index_template/<name>``).
+
+``setup-storage`` installs them idempotently: each installed template carries the SHA-256
+of its body in ``_meta.flock_sha256``; a template whose hash matches is left alone, so a
+re-run reports "unchanged" and Ansible can tell when something changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
+
+from .names import IndexNames
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    body: dict[str, Any]
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(
+            json.dumps(self.body, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+
+
+def load_templates(names: IndexNames | None = None) -> list[Template]:
+    """The packaged templates, renamed for ``names.prefix``."""
+    names = names or IndexNames()
+    out = []
+    folder = resources.files("flock_gateway").joinpath("index_templates")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".json"):
+            continue
+        body = json.loads(entry.read_text(encoding="utf-8"))
+        body = copy.deepcopy(body)
+        body["index_patterns"] = [names.rename(p) for p in body["index_patterns"]]
+        out.append(Template(name=names.rename(entry.name[: -len(".json")]), body=body))
+    return out
+
+
+def _installed_hash(client: Elasticsearch, name: str) -> str | None:
+    try:
+        resp = client.indices.get_index_template(name=name)
+    except NotFoundError:
+        return None
+    for entry in resp.get("index_templates", []):
+        if entry.get("name") == name:
+            meta = entry.get("index_template", {}).get("_meta") or {}
+            return str(meta.get("flock_sha256")) if meta.get("flock_sha256") else ""
+    return None
+
+
+def install_templates(client: Elasticsearch, names: IndexNames) -> dict[str, str]:
+    """Install or upgrade every template; returns name -> created|updated|unchanged."""
+    report: dict[str, str] = {}
+    for tpl in load_templates(names):
+        current = _installed_hash(client, tpl.name)
+        if current == tpl.sha256:
+            report[tpl.name] = "unchanged"
+            continue
+        body = copy.deepcopy(tpl.body)
+        meta = dict(body.pop("_meta", {}))
+        meta["flock_sha256"] = tpl.sha256
+        client.indices.put_index_template(
+            name=tpl.name,
+            index_patterns=body["index_patterns"],
+            template=body.get("template"),
+            priority=body.get("priority"),
+            meta=meta,
+        )
+        report[tpl.name] = "created" if current is None else "updated"
+    return report
+
+
+def ensure_registry_index(client: Elasticsearch, names: IndexNames) -> str:
+    """Create the agent registry index (its template gives the mapping)."""
+    if client.indices.exists(index=names.agents):
+        return "unchanged"
+    try:
+        client.indices.create(index=names.agents)
+    except BadRequestError as exc:
+        if "resource_already_exists_exception" in str(exc):
+            return "unchanged"
+        raise
+    return "created"
+
+
+def setup_storage(client: Elasticsearch, names: IndexNames) -> dict[str, Any]:
+    report: dict[str, Any] = {"templates": install_templates(client, names)}
+    report["registry_index"] = ensure_registry_index(client, names)
+    report["changed"] = report["registry_index"] != "unchanged" or any(
+        v != "unchanged" for v in report["templates"].values()
+    )
+    return report

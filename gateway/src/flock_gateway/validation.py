@@ -1,0 +1,183 @@
+"""Input validation: JSON bodies, usernames, display names and result items.
+
+Everything here raises :class:`~flock_gateway.errors.BadRequest` (400) with a message the
+agent can show; nothing a client sends can make it raise anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .errors import BadRequest
+
+USERNAME_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+MAX_NAME_LEN = 200
+MAX_DEPTH = 8  # objects/arrays nested deeper than this are refused
+MAX_KEY_LEN = 256
+MAX_KEYS_PER_OBJECT = 1000
+
+# Top-level fields whose JSON type is fixed by the index template. A value of another type
+# would make Elasticsearch refuse the document, so it is refused here instead.
+_STRING_FIELDS = ("name", "hostIdentifier", "host_uuid", "calendarTime", "action")
+_INT_FIELDS = ("epoch", "counter")
+_SCALAR_OBJECT_FIELDS = ("columns", "decorations")
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a request body as strict JSON (UTF-8/16/32, no NaN/Infinity)."""
+    if not body or not body.strip():
+        raise BadRequest("Empty request body")
+    try:
+        value = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BadRequest("Invalid JSON object: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError):
+        # json.JSONDecodeError and UnicodeDecodeError are both ValueErrors; also covers
+        # integers longer than Python's digit limit.
+        raise BadRequest("Invalid JSON object") from None
+    check_structure(value)
+    return value
+
+
+def check_structure(value: Any) -> None:
+    """Iteratively check depth, key shape and string encodability of a parsed value."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            _check_str(node)
+        elif isinstance(node, dict):
+            if depth >= MAX_DEPTH:
+                raise BadRequest(f"Invalid JSON object: nested deeper than {MAX_DEPTH} levels")
+            if len(node) > MAX_KEYS_PER_OBJECT:
+                raise BadRequest(f"Invalid JSON object: more than {MAX_KEYS_PER_OBJECT} keys")
+            for key, child in node.items():
+                _check_key(key)
+                stack.append((child, depth + 1))
+        elif isinstance(node, list):
+            if depth >= MAX_DEPTH:
+                raise BadRequest(f"Invalid JSON object: nested deeper than {MAX_DEPTH} levels")
+            stack.extend((child, depth + 1) for child in node)
+
+
+def _check_str(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # lone surrogates (e.g. "\ud800") cannot be stored as UTF-8
+        raise BadRequest("Invalid JSON object: string is not valid Unicode") from None
+
+
+def _check_key(key: str) -> None:
+    _check_str(key)
+    if not key or not key.strip():
+        raise BadRequest("Invalid JSON object: empty field name")
+    if len(key) > MAX_KEY_LEN:
+        raise BadRequest(f"Invalid JSON object: field name longer than {MAX_KEY_LEN}")
+    if key.startswith(".") or key.endswith(".") or ".." in key:
+        raise BadRequest(f"Invalid JSON object: field name {key[:64]!r} is not allowed")
+
+
+def validate_username(value: Any) -> str:
+    if value is None or value == "":
+        raise BadRequest("You must provide a username")
+    if not isinstance(value, str) or not USERNAME_RE.fullmatch(value):
+        raise BadRequest("Usernames must only contain letters, numbers, '-', or '_' (at most 128)")
+    return value
+
+
+def validate_name(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest("Name must be a string")
+    _check_str(value)
+    if len(value) > MAX_NAME_LEN:
+        raise BadRequest(f"Name must be at most {MAX_NAME_LEN} characters")
+    if not value.isprintable():
+        raise BadRequest("Name must only contain printable characters")
+    return value.strip()
+
+
+def as_items(value: Any) -> list[dict[str, Any]]:
+    """A body is one JSON object (original README) or an array of objects (Flock agent)."""
+    if isinstance(value, dict):
+        return [value]
+    if not isinstance(value, list):
+        raise BadRequest("Data is not an array")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise BadRequest(f"Item {i} is not an object")
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, str) and value.strip().lstrip("-").isdigit()
+
+
+def validate_result_item(i: int, item: dict[str, Any], username: str) -> None:
+    """Check one osquery result line: host, field types; raises BadRequest."""
+    hosts = [item[k] for k in ("hostIdentifier", "host_uuid") if k in item]
+    if not hosts:
+        raise BadRequest(f"Item {i} does not contain the correct hostIdentifier")
+    for host in hosts:
+        if host != username:
+            raise BadRequest(f"Item {i} does not contain the correct hostIdentifier")
+    for key in item:
+        if key.startswith("_") or key == "flock":
+            raise BadRequest(f"Item {i}: field {key[:64]!r} is not allowed")
+    for key in _STRING_FIELDS:
+        if key in item and not isinstance(item[key], str):
+            raise BadRequest(f"Item {i}: {key} must be a string")
+    for key in _INT_FIELDS:
+        if key in item and not _is_int(item[key]):
+            raise BadRequest(f"Item {i}: {key} must be an integer")
+    if "unixTime" in item and not _is_int(item["unixTime"]):
+        raise BadRequest(f"Item {i}: unixTime must be an integer")
+    if "numerics" in item and not isinstance(item["numerics"], bool):
+        raise BadRequest(f"Item {i}: numerics must be a boolean")
+    for key in _SCALAR_OBJECT_FIELDS:
+        if key in item:
+            _check_scalar_object(i, key, item[key])
+    if "snapshot" in item:
+        rows = item["snapshot"]
+        if not isinstance(rows, list):
+            raise BadRequest(f"Item {i}: snapshot must be an array of objects")
+        for row in rows:
+            _check_scalar_object(i, "snapshot", row)
+
+
+def _check_scalar_object(i: int, key: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise BadRequest(f"Item {i}: {key} must be an object")
+    for column, cell in value.items():
+        if not isinstance(cell, _SCALARS):
+            raise BadRequest(f"Item {i}: {key}.{column[:64]} must be a string or number")
+
+
+def validate_flock_log_item(i: int, item: dict[str, Any]) -> None:
+    """Flock agent event log line: {"type", "timestamp" (ms), ["twig_ids"|"twig_id"]}."""
+    if "type" not in item:
+        raise BadRequest(f"Item {i} does not contain a type field")
+    if "timestamp" not in item:
+        raise BadRequest(f"Item {i} does not contain a timestamp field")
+    if not isinstance(item["type"], str):
+        raise BadRequest(f"Item {i}: type must be a string")
+    if not _is_int(item["timestamp"]):
+        raise BadRequest(f"Item {i}: timestamp must be an integer (milliseconds)")
+    if item["type"] in ("enable_twig", "disable_twig") and "twig_id" not in item:
+        raise BadRequest(f"Item {i} is about a twig, but does not contain a twig_id field")
+    for key in item:
+        if key.startswith("_") or key in ("@timestamp", "flock"):
+            raise BadRequest(f"Item {i}: field {key[:64]!r} is not allowed")

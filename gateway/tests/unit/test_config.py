@@ -1,0 +1,100 @@
+import pytest
+
+from flock_gateway.config import DEFAULT_MAX_BODY_BYTES, Config, ConfigError, load_config
+
+
+def test_defaults():
+    cfg = load_config(env={})
+    assert cfg == Config()
+    assert cfg.retention_days == 90
+    assert cfg.max_body_bytes == DEFAULT_MAX_BODY_BYTES
+    assert not cfg.enrollment_required
+
+
+def test_env(tmp_path):
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret\n")
+    secrets = tmp_path / "enroll"
+    secrets.write_text("# current\n" + "a" * 20 + "\n\n" + "b" * 20 + "\n")
+    cfg = load_config(
+        env={
+            "FLOCK_ES_HOSTS": "https://es1:9200, https://es2:9200",
+            "FLOCK_ES_USERNAME": "flock_gateway",
+            "FLOCK_ES_PASSWORD_FILE": str(pw),
+            "FLOCK_RETENTION_DAYS": "30",
+            "FLOCK_AUTH_CACHE_TTL": "2.5",
+            "FLOCK_MAX_BODY_BYTES": "1048576",
+            "FLOCK_ENROLL_SECRETS_FILE": str(secrets),
+            "FLOCK_ES_VERIFY_CERTS": "yes",
+        }
+    )
+    assert cfg.es_hosts == ("https://es1:9200", "https://es2:9200")
+    assert cfg.es_password == "s3cret"
+    assert cfg.retention_days == 30
+    assert cfg.auth_cache_ttl == 2.5
+    assert cfg.enroll_secrets == ("a" * 20, "b" * 20)
+    assert cfg.enrollment_required
+    assert "s3cret" not in repr(cfg)
+    assert "a" * 20 not in repr(cfg)
+
+
+def test_toml_file_and_env_precedence(tmp_path):
+    ca = tmp_path / "ca.crt"
+    ca.write_text("x")
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        f"""
+[elasticsearch]
+hosts = ["https://es1:9200"]
+ca_file = "{ca}"
+api_key = "abc"
+
+[storage]
+retention_days = 14
+index_prefix = "flock"
+
+[gateway]
+max_body_bytes = 2097152
+enroll_secrets = ["{"x" * 16}"]
+"""
+    )
+    cfg = load_config(env={"FLOCK_CONFIG": str(path), "FLOCK_RETENTION_DAYS": "7"})
+    assert cfg.es_hosts == ("https://es1:9200",)
+    assert cfg.es_ca_file == str(ca)
+    assert cfg.es_api_key == "abc"
+    assert cfg.retention_days == 7  # env wins
+    assert cfg.max_body_bytes == 2097152
+    assert cfg.enroll_secrets == ("x" * 16,)
+
+
+@pytest.mark.parametrize(
+    ("env", "match"),
+    [
+        ({"FLOCK_ES_HOSTS": "es1:9200"}, "http"),
+        ({"FLOCK_ES_HOSTS": "https://user:pw@es1:9200"}, "credentials"),
+        ({"FLOCK_RETENTION_DAYS": "0"}, "retention_days"),
+        ({"FLOCK_RETENTION_DAYS": "ninety"}, "FLOCK_RETENTION_DAYS"),
+        ({"FLOCK_ES_VERIFY_CERTS": "maybe"}, "boolean"),
+        ({"FLOCK_ES_CA_FILE": "/nonexistent/ca.crt"}, "es_ca_file"),
+        ({"FLOCK_ES_PASSWORD_FILE": "/nonexistent/pw"}, "cannot read"),
+        ({"FLOCK_ES_PASSWORD": "x"}, "es_username"),
+        ({"FLOCK_ENROLL_SECRETS": "short"}, "16"),
+        ({"FLOCK_INDEX_PREFIX": "Flock"}, "index_prefix"),
+        ({"FLOCK_STATUS_LOGS": "keep"}, "status_logs"),
+        ({"FLOCK_AUTH_CACHE_TTL": "-1"}, "auth_cache_ttl"),
+        ({"FLOCK_CONFIG": "/nonexistent.toml"}, "cannot read"),
+    ],
+)
+def test_invalid(env, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(env=env)
+
+
+def test_unknown_file_key(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text("[gateway]\nretention = 5\n")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_config(env={}, path=path)
+    path.write_text("not = [toml")
+    with pytest.raises(ConfigError, match="TOML"):
+        load_config(env={}, path=path)

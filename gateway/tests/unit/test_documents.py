@@ -1,0 +1,113 @@
+from datetime import UTC, datetime
+
+from flock_gateway.documents import DocumentBuilder, Tag, canonical, doc_id, iso, row_time
+
+RECEIVED = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+TAG = Tag("host-1", "Nick Fury", "flock-agent")
+
+
+def builder(received=RECEIVED, retention=90):
+    return DocumentBuilder("flock", TAG, retention, received=received)
+
+
+def row(**kw):
+    r = {
+        "name": "os_version",
+        "hostIdentifier": "host-1",
+        "unixTime": 1795766400,  # 2026-11-27T08:00:00Z
+        "columns": {"version": "14.1"},
+        "action": "added",
+    }
+    r.update(kw)
+    return r
+
+
+def test_timestamp_and_index_from_unixtime():
+    (doc,) = builder().results([row()])
+    assert doc.source["@timestamp"] == "2026-11-27T08:00:00.000Z"
+    assert doc.index == "flock-results-2026.11.27"
+    (doc,) = builder().results([row(unixTime="1795684799")])  # 2026-11-26T09:19:59Z
+    assert doc.index == "flock-results-2026.11.26"
+
+
+def test_tagging():
+    (doc,) = builder().results([row()])
+    assert doc.source["flock"] == {
+        "username": "host-1",
+        "name": "Nick Fury",
+        "source": "flock-agent",
+        "received_at": "2026-11-27T12:00:00.000Z",
+    }
+    assert doc.source["columns"] == {"version": "14.1"}
+
+
+def test_no_unixtime_uses_receipt_time():
+    (doc,) = builder().results([{"host_uuid": "host-1", "other_arbitrary_data": "goes here"}])
+    assert doc.source["@timestamp"] == iso(RECEIVED)
+    assert doc.index == "flock-results-2026.11.27"
+
+
+def test_far_future_uses_receipt_day():
+    (doc,) = builder().results([row(unixTime=4102444800)])  # 2100
+    assert doc.index == "flock-results-2026.11.27"
+    assert row_time(10**20, RECEIVED) == RECEIVED
+
+
+def test_rows_older_than_retention_are_dropped():
+    b = builder(retention=90)
+    docs = b.results([row(unixTime=1700000000), row()])  # 2023 and today
+    assert len(docs) == 1
+    assert b.expired == 1
+
+
+def test_ids_are_deterministic_across_requests():
+    batch = [row(), row(columns={"version": "14.2"}), row(name="firewall")]
+    first = builder().results(batch)
+    again = builder(received=datetime(2026, 11, 28, 1, 0, tzinfo=UTC)).results(batch)
+    assert [(d.index, d.id) for d in first] == [(d.index, d.id) for d in again]
+    assert len({d.id for d in first}) == 3
+
+
+def test_ids_do_not_depend_on_key_order_or_batch_position():
+    a = builder().results([row(), row(name="x")])
+    reordered = {k: row()[k] for k in reversed(list(row()))}
+    b = builder().results([row(name="x"), reordered])
+    assert {d.id for d in a} == {d.id for d in b}
+
+
+def test_identical_rows_in_one_request_are_kept_apart():
+    docs = builder().results([row(), row(), row()])
+    assert len({d.id for d in docs}) == 3
+    again = builder().results([row(), row(), row()])
+    assert [d.id for d in docs] == [d.id for d in again]
+
+
+def test_ids_depend_on_agent():
+    other = DocumentBuilder("flock", Tag("host-2", "", "flock-agent"), 90, received=RECEIVED)
+    assert builder().results([row()])[0].id != other.results([row()])[0].id
+    assert doc_id("a", "results", "{}", 0) != doc_id("a", "results", "{}", 1)
+    assert doc_id("a", "results", "{}", 0) != doc_id("a", "agent-logs", "{}", 0)
+
+
+def test_snapshot_expanded_one_doc_per_row():
+    snap = row(action="snapshot", snapshot=[{"a": "1"}, {"a": "2"}, {"a": "1"}])
+    del snap["columns"]
+    docs = builder().results([snap])
+    assert [d.source["columns"] for d in docs] == [{"a": "1"}, {"a": "2"}, {"a": "1"}]
+    assert all(d.source["action"] == "snapshot" for d in docs)
+    assert all("snapshot" not in d.source for d in docs)
+    assert len({d.id for d in docs}) == 3
+    assert [d.id for d in docs] == [d.id for d in builder().results([snap])]
+
+
+def test_agent_logs_millisecond_timestamps():
+    b = builder()
+    (doc,) = b.agent_logs([{"type": "server_enabled", "timestamp": 1795766400123}])
+    assert doc.index == "flock-agent-logs-2026.11.27"
+    assert doc.source["@timestamp"] == "2026-11-27T08:00:00.123Z"
+
+
+def test_canonical_is_order_independent():
+    assert canonical({"b": 1, "a": [1, {"d": 2, "c": 3}]}) == canonical(
+        {"a": [1, {"c": 3, "d": 2}], "b": 1}
+    )
