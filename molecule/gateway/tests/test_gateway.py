@@ -1,0 +1,362 @@
+"""Verify the gateway role: a sandboxed TLS-only service writing to a real Elasticsearch.
+
+Runs after converge, idempotence and side_effect (Elasticsearch-down run, then the
+upgrade to a .post1 wheel), so everything here is checked on the upgraded release.
+The agent side runs on the Elasticsearch container: a remote client on the network that
+knows only the CA certificate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import time
+import uuid
+
+import pytest
+import testinfra
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+GATEWAY = "gateway-gw1"
+ES = "gateway-es1"
+PORT = 8443
+CA = "/etc/flock/pki/ca.crt"
+UNIT = "flock-gateway.service"
+# `systemd-analyze security` scores 0 (locked down) to 10 (unprotected); below 2.0 is
+# "OK" territory with margin. What keeps it above 0: the service needs AF_INET/AF_INET6
+# (it is a network server) and IPAddressDeny= cannot be used for a public endpoint.
+MAX_EXPOSURE = 2.0
+UPGRADE_SUFFIX = ".post1"
+
+# One node per test module: the tests name their hosts themselves.
+testinfra_hosts = [f"ansible://{GATEWAY}?ansible_inventory={INVENTORY}"]
+
+
+@pytest.fixture(scope="module")
+def gw():
+    return testinfra.get_host(f"ansible://{GATEWAY}?ansible_inventory={INVENTORY}")
+
+
+@pytest.fixture(scope="module")
+def es():
+    return testinfra.get_host(f"ansible://{ES}?ansible_inventory={INVENTORY}")
+
+
+@pytest.fixture(scope="module")
+def enroll_secret(gw):
+    return gw.ansible.get_variables()["gateway_enrollment_secrets"][0]
+
+
+def _show(host, *props):
+    out = host.check_output(
+        "systemctl show %s %s", UNIT, " ".join(f"--property={p}" for p in props)
+    )
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def _curl(host, *args):
+    """curl as a remote client would run it; returns (rc, body, http_status)."""
+    cmd = "curl --silent --show-error --max-time 20 --write-out '\\n%{http_code}' " + " ".join(
+        shlex.quote(a) for a in args
+    )
+    res = host.run(cmd)
+    body, _, status = res.stdout.rpartition("\n")
+    return res.rc, body, status
+
+
+def _url(path):
+    return f"https://{GATEWAY}:{PORT}{path}"
+
+
+# --- the unit -------------------------------------------------------------------------
+
+
+def test_service_active_and_enabled(gw):
+    svc = gw.service("flock-gateway")
+    assert svc.is_running
+    assert svc.is_enabled
+    props = _show(gw, "User", "NRestarts", "Type")
+    assert props["User"] == "flock-gateway"
+    assert props["Type"] == "notify"
+    # No crash/restart loop at any point (upgrade restarts are not counted here).
+    assert props["NRestarts"] == "0"
+
+
+def test_prune_timer_enabled(gw):
+    timer = gw.service("flock-gateway-prune.timer")
+    assert timer.is_enabled
+    assert timer.is_running
+    unit = gw.check_output("systemctl cat flock-gateway-prune.service")
+    assert "ExecStart=/opt/flock-gateway/current/venv/bin/flock-gateway prune" in unit
+
+
+def test_prune_runs_in_its_sandbox(gw):
+    """The retention job itself works under the same sandbox (oneshot, exits 0)."""
+    gw.check_output("systemctl start flock-gateway-prune.service")
+    props = gw.check_output(
+        "systemctl show flock-gateway-prune.service --property=Result --property=ExecMainStatus"
+    )
+    assert "Result=success" in props
+    assert "ExecMainStatus=0" in props
+
+
+def test_sandbox_exposure_score(gw):
+    out = gw.check_output("systemd-analyze security --no-pager %s", UNIT)
+    match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out)
+    assert match, out[-500:]
+    assert float(match.group(1)) < MAX_EXPOSURE, out
+
+
+def test_sandbox_directives_present(gw):
+    unit = gw.check_output("systemctl cat %s", UNIT)
+    for directive in (
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "PrivateDevices=yes",
+        "MemoryDenyWriteExecute=yes",
+        "SystemCallFilter=@system-service",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "CapabilityBoundingSet=\n",
+    ):
+        assert directive in unit + "\n", directive
+
+
+def test_processes_unprivileged(gw):
+    pid = _show(gw, "MainPID")["MainPID"]
+    assert pid != "0"
+    status = gw.file(f"/proc/{pid}/status").content_string
+    assert re.search(r"^CapEff:\s+0+$", status, re.M), status
+    assert re.search(r"^NoNewPrivs:\s+1$", status, re.M), status
+    owners = gw.check_output("ps -o user= --ppid %s", pid).split()
+    assert owners
+    assert set(owners) == {"flock-gateway"}
+
+
+# --- files and secrets ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "mode"),
+    [
+        ("/etc/flock/gateway.toml", 0o640),
+        ("/etc/flock/gateway/tls.key", 0o640),
+        ("/etc/flock/gateway/gunicorn.conf.py", 0o640),
+    ],
+)
+def test_private_files(gw, path, mode):
+    f = gw.file(path)
+    assert f.exists
+    assert f.user == "root"
+    assert f.group == "flock-gateway"
+    assert f.mode == mode
+
+
+def test_secret_only_in_config_file(gw, enroll_secret):
+    assert enroll_secret in gw.file("/etc/flock/gateway.toml").content_string
+    pid = _show(gw, "MainPID")["MainPID"]
+    for text in (
+        gw.check_output("systemctl cat %s", UNIT),
+        gw.check_output("systemctl show %s", UNIT),
+        gw.file(f"/proc/{pid}/cmdline").content_string,
+        gw.file(f"/proc/{pid}/environ").content_string,
+    ):
+        assert enroll_secret not in text
+
+
+# --- TLS only -------------------------------------------------------------------------
+
+
+def test_serves_our_certificate(es, gw):
+    """From the network: the chain verifies against our CA for the host name."""
+    out = es.check_output(
+        "openssl s_client -connect %s:%s -servername %s -CAfile %s -verify_return_error "
+        "-verify_hostname %s </dev/null 2>&1",
+        GATEWAY, PORT, GATEWAY, CA, GATEWAY,
+    )
+    assert "Verify return code: 0 (ok)" in out
+    served = es.check_output(
+        "openssl s_client -connect %s:%s -servername %s </dev/null 2>/dev/null "
+        "| openssl x509 -noout -fingerprint -sha256",
+        GATEWAY, PORT, GATEWAY,
+    )
+    expected = gw.check_output(
+        "openssl x509 -noout -fingerprint -sha256 -in /etc/flock/pki/%s.crt", GATEWAY
+    )
+    assert served.strip() == expected.strip()
+    san = gw.check_output(
+        "openssl x509 -noout -ext subjectAltName -in /etc/flock/pki/%s.crt", GATEWAY
+    )
+    assert f"DNS:{GATEWAY}" in san
+    issuer = gw.check_output(
+        "openssl x509 -noout -issuer -nameopt RFC2253 -in /etc/flock/pki/%s.crt", GATEWAY
+    )
+    ca_subject = gw.check_output("openssl x509 -noout -subject -nameopt RFC2253 -in %s", CA)
+    assert issuer.split("=", 1)[1].strip() == ca_subject.split("=", 1)[1].strip()
+
+
+def test_untrusted_client_refused_by_verification(es):
+    """Without our CA the client cannot verify the gateway (no public trust assumed)."""
+    rc, _, _ = _curl(es, _url("/healthz"))
+    assert rc == 60  # curl: peer certificate cannot be authenticated
+
+
+def test_no_plain_http(es):
+    rc, body, status = _curl(es, f"http://{GATEWAY}:{PORT}/healthz")
+    assert rc != 0
+    assert status in ("000", "")
+    assert '"status"' not in body
+
+
+def test_only_the_tls_port_listens(gw):
+    pids = set(gw.check_output("pgrep -u flock-gateway").split())
+    assert pids
+    ports = set()
+    for line in gw.check_output("ss -Hltnp").splitlines():
+        owners = set(re.findall(r"pid=(\d+)", line))
+        if owners & pids:
+            ports.add(line.split()[3].rsplit(":", 1)[1])
+    assert ports == {str(PORT)}
+
+
+# --- the agent flow ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def agent(es, enroll_secret):
+    username = "molecule-" + uuid.uuid4().hex[:12]
+    rc, body, status = _curl(
+        es, "--cacert", CA, "-H", "Content-Type: application/json",
+        "-H", f"X-Flock-Enroll-Secret: {enroll_secret}",
+        "--data", json.dumps({"username": username, "name": "Molecule laptop"}),
+        _url("/register"),
+    )
+    assert rc == 0, body
+    assert status == "200", body
+    reply = json.loads(body)
+    assert reply["error"] is False
+    return username, reply["auth_token"]
+
+
+def test_register_needs_enrollment_secret(es):
+    rc, body, status = _curl(
+        es, "--cacert", CA, "--data", "username=molecule-nosecret", _url("/register")
+    )
+    assert rc == 0
+    assert status == "401", body
+    assert json.loads(body)["error"] is True
+
+
+def test_ping_with_token(es, agent):
+    username, token = agent
+    rc, body, status = _curl(es, "--cacert", CA, "-u", f"{username}:{token}", _url("/ping"))
+    assert (rc, status) == (0, "200"), body
+    rc, body, status = _curl(es, "--cacert", CA, "-u", f"{username}:wrong", _url("/ping"))
+    assert status == "401", body
+
+
+def test_submit_lands_in_elasticsearch(es, agent):
+    username, token = agent
+    marker = uuid.uuid4().hex
+    now = int(time.time())
+    rows = [
+        {
+            "name": "molecule_probe",
+            "hostIdentifier": username,
+            "calendarTime": time.strftime("%a %b %d %H:%M:%S %Y UTC", time.gmtime(now)),
+            "unixTime": now,
+            "epoch": 0,
+            "counter": i,
+            "numerics": False,
+            "action": "added",
+            "columns": {"marker": marker, "row": str(i)},
+        }
+        for i in range(3)
+    ]
+    rc, body, status = _curl(
+        es, "--cacert", CA, "-u", f"{username}:{token}",
+        "-H", "Content-Type: application/json", "--data", json.dumps(rows), _url("/submit"),
+    )
+    assert (rc, status) == (0, "200"), body
+    assert json.loads(body)["processed_count"] == 3
+
+    es.check_output("curl -sSf -XPOST 'http://127.0.0.1:9200/flock-results-*/_refresh'")
+    query = json.dumps({"query": {"term": {"columns.marker": marker}}, "size": 10})
+    found = json.loads(
+        es.check_output(
+            "curl -sSf -H 'Content-Type: application/json' "
+            "'http://127.0.0.1:9200/flock-results-*/_search' --data %s",
+            query,
+        )
+    )
+    hits = found["hits"]["hits"]
+    assert len(hits) == 3
+    day = time.strftime("%Y.%m.%d", time.gmtime(now))
+    for hit in hits:
+        assert hit["_index"] == f"flock-results-{day}"
+        src = hit["_source"]
+        assert src["hostIdentifier"] == username
+        assert src["flock"]["username"] == username
+        assert src["name"] == "molecule_probe"
+    assert sorted(h["_source"]["counter"] for h in hits) == [0, 1, 2]
+
+
+def test_storage_was_set_up_by_the_role(es):
+    out = json.loads(es.check_output("curl -sSf 'http://127.0.0.1:9200/_index_template/flock-*'"))
+    names = {t["name"] for t in out["index_templates"]}
+    assert "flock-results" in names
+
+
+# --- Elasticsearch down, then the upgrade ------------------------------------------------
+
+
+def test_role_failed_clearly_when_elasticsearch_was_down(gw):
+    msg = gw.file("/root/molecule-es-down.txt").content_string.strip()
+    assert msg.startswith("flock-gateway check failed on gateway-gw1:"), msg
+    assert "cannot reach Elasticsearch at http://gateway-es1:9200" in msg
+
+
+def _before(gw):
+    text = gw.file("/root/molecule-upgrade-before.txt").content_string
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def test_upgrade_switched_release(gw):
+    before = _before(gw)
+    current = gw.check_output("readlink /opt/flock-gateway/current")
+    assert current != before["Release"]
+    assert os.path.basename(current).startswith("0.1.0" + UPGRADE_SUFFIX + "-")
+    version = gw.check_output(
+        "/opt/flock-gateway/current/venv/bin/python -c "
+        "'import importlib.metadata as m; print(m.version(\"flock-gateway\"))'"
+    )
+    assert version.endswith(UPGRADE_SUFFIX)
+    # The previous release stays installed for a rollback.
+    assert gw.file(before["Release"]).is_directory
+    assert gw.file(before["Release"] + "/.installed").exists
+
+
+def test_upgrade_restarted_exactly_once(gw):
+    before = _before(gw)
+    now = _show(gw, "InvocationID", "MainPID")
+    assert now["InvocationID"] != before["InvocationID"]
+    assert now["MainPID"] != before["MainPID"]
+    entries = gw.check_output(
+        "journalctl --no-pager -o json --since @%s -u %s", before["Epoch"], UNIT
+    ).splitlines()
+    invocations = set()
+    for line in entries:
+        entry = json.loads(line)
+        inv = entry.get("INVOCATION_ID") or entry.get("_SYSTEMD_INVOCATION_ID")
+        if inv:
+            invocations.add(inv)
+    invocations.discard(before["InvocationID"])
+    assert invocations == {now["InvocationID"]}
+
+
+def test_upgraded_release_serves(es):
+    rc, body, status = _curl(es, "--cacert", CA, _url("/readyz"))
+    assert (rc, status) == (0, "200"), body
