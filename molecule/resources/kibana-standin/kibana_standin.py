@@ -1,0 +1,532 @@
+#!/usr/bin/env python3
+"""STAND-IN for Kibana's HTTP API. This is NOT Kibana.
+
+Kibana cannot be obtained on the machines this project is tested on (no Elastic
+downloads), so the offline Molecule scenario of the ``kibana`` role runs this
+program in its place. It stands in for exactly the parts of Kibana 8 that the role
+touches, and rejects what real Kibana would reject there:
+
+* start-up: reads ``$KBN_PATH_CONF/kibana.yml`` (or ``-c/--config``) like Kibana
+  does (flat dotted keys or nested maps) and refuses to start, as Kibana does, on a
+  missing/unreadable TLS certificate, key or Elasticsearch CA file, on
+  ``elasticsearch.username: elastic``, on both a username and a service account
+  token, on an encryption key shorter than 32 characters, on a
+  ``server.publicBaseUrl`` that is not an absolute URL without a trailing slash, and
+  when run as root without ``--allow-root``;
+* ``GET /api/status``: Kibana 8's shape, ``status.overall.level == "available"``;
+* ``POST /api/saved_objects/_import[?overwrite=true]``: multipart upload of an
+  ``.ndjson`` file in the ``file`` field; 400 without a ``kbn-xsrf`` header, 400
+  with Kibana's error shape (``statusCode``/``error``/``message``) for malformed
+  ndjson or a wrong file extension; per-object ``unsupported_type``,
+  ``missing_references`` and ``conflict`` errors; response
+  ``{"success", "successCount", "successResults", "warnings"[, "errors"]}``;
+* ``GET /api/saved_objects/_find?type=...`` and ``GET /api/saved_objects/<type>/<id>``
+  over what was imported (kept in ``path.data``, so a restart keeps them, as Kibana
+  keeps saved objects in Elasticsearch).
+
+It does NOT talk to Elasticsearch (``elasticsearch.hosts`` is only validated), does
+not render anything, has no security/login, and does not migrate saved objects.
+``GET /__standin__/imports`` exists only in the stand-in: it counts import requests
+so tests can prove the role imports the dashboards once and only once.
+
+Standard library + PyYAML (python3-yaml), Python 3.11.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import email.parser
+import email.policy
+import json
+import os
+import signal
+import socket
+import ssl
+import sys
+import threading
+import urllib.parse
+import uuid
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import yaml
+
+STANDIN_VERSION = "1"
+# Saved-object types the stand-in accepts (Kibana knows many more; these are what
+# dashboards are made of).
+KNOWN_TYPES = {
+    "index-pattern",
+    "lens",
+    "visualization",
+    "search",
+    "dashboard",
+    "tag",
+    "config",
+    "map",
+}
+ICONS = {
+    "index-pattern": "indexPatternApp",
+    "lens": "lensApp",
+    "visualization": "visualizeApp",
+    "dashboard": "dashboardApp",
+    "search": "discoverApp",
+}
+
+
+class ConfigError(Exception):
+    """kibana.yml is invalid: real Kibana would not start either."""
+
+
+def log(message, **fields):
+    entry = {"@timestamp": dt.datetime.now(dt.UTC).isoformat(), "message": message, **fields}
+    print(json.dumps(entry, sort_keys=True), flush=True)
+
+
+# --------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------
+
+
+def flatten(node, prefix=""):
+    """Kibana accepts ``a.b: 1`` and ``a: {b: 1}`` alike; normalise to dotted keys."""
+    out = {}
+    if isinstance(node, dict):
+        for key, value in node.items():
+            full = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, dict) and value:
+                out.update(flatten(value, full))
+            else:
+                out[full] = value
+    return out
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _readable(path, what):
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read {path}: {exc.strerror}") from exc
+
+
+def load_config(path, home):
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot load {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a map")
+    conf = flatten(raw)
+
+    settings = {
+        "host": str(conf.get("server.host", "localhost")),
+        "port": int(conf.get("server.port", 5601)),
+        "name": str(conf.get("server.name", socket.gethostname())),
+        "data": str(conf.get("path.data", os.path.join(home, "data"))),
+        "public_base_url": conf.get("server.publicBaseUrl"),
+        "es_hosts": _as_list(conf.get("elasticsearch.hosts", ["http://localhost:9200"])),
+        "ssl": bool(conf.get("server.ssl.enabled", False)),
+    }
+
+    if settings["ssl"]:
+        for key in ("server.ssl.certificate", "server.ssl.key"):
+            if not conf.get(key):
+                raise ConfigError(f"[{key}]: required when server.ssl.enabled is true")
+            _readable(conf[key], key)
+        settings["cert"] = conf["server.ssl.certificate"]
+        settings["key"] = conf["server.ssl.key"]
+
+    url = settings["public_base_url"]
+    if url is not None:
+        parsed = urllib.parse.urlparse(str(url))
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ConfigError("[server.publicBaseUrl]: must be an absolute URL")
+        if str(url).endswith("/") or parsed.query or parsed.fragment:
+            raise ConfigError(
+                "[server.publicBaseUrl]: must not end with a slash or contain query/fragment"
+            )
+
+    for host in settings["es_hosts"]:
+        if urllib.parse.urlparse(str(host)).scheme not in ("http", "https"):
+            raise ConfigError(f"[elasticsearch.hosts]: {host} is not an http(s) URL")
+    for ca in _as_list(conf.get("elasticsearch.ssl.certificateAuthorities")):
+        _readable(ca, "elasticsearch.ssl.certificateAuthorities")
+    mode = conf.get("elasticsearch.ssl.verificationMode", "full")
+    if mode not in ("none", "certificate", "full"):
+        raise ConfigError(f"[elasticsearch.ssl.verificationMode]: invalid value {mode}")
+
+    user = conf.get("elasticsearch.username")
+    token = conf.get("elasticsearch.serviceAccountToken")
+    if user == "elastic":
+        raise ConfigError(
+            '[elasticsearch.username]: value of "elastic" is forbidden. This is a superuser'
+            " account that cannot write to system indices that Kibana needs to function."
+        )
+    if user and token:
+        raise ConfigError(
+            "[elasticsearch.username]: cannot be used with [elasticsearch.serviceAccountToken]"
+        )
+    if user and not conf.get("elasticsearch.password"):
+        raise ConfigError("[elasticsearch.password]: required with [elasticsearch.username]")
+    settings["es_auth"] = "service-token" if token else ("basic" if user else "none")
+
+    for key in (
+        "xpack.encryptedSavedObjects.encryptionKey",
+        "xpack.security.encryptionKey",
+        "xpack.reporting.encryptionKey",
+    ):
+        value = conf.get(key)
+        if value is not None and len(str(value)) < 32:
+            raise ConfigError(f"[{key}]: value has length {len(str(value))} but it must be >= 32")
+    settings["encryption_keys"] = sorted(
+        k for k in conf if k.startswith("xpack.") and k.endswith("encryptionKey")
+    )
+    return settings
+
+
+# --------------------------------------------------------------------------
+# saved-object store (a JSON file in path.data)
+# --------------------------------------------------------------------------
+
+
+class Store:
+    def __init__(self, data_dir):
+        self.path = Path(data_dir) / "standin-saved-objects.json"
+        self.lock = threading.Lock()
+        try:
+            state = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            state = {}
+        self.objects = {tuple(k.split("/", 1)): v for k, v in state.get("objects", {}).items()}
+        self.imports = state.get("imports", [])
+
+    def save(self):
+        state = {
+            "objects": {f"{t}/{i}": obj for (t, i), obj in self.objects.items()},
+            "imports": self.imports,
+        }
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def parse_ndjson(data):
+    """Objects of an export file; raises ValueError like Kibana's ndjson stream."""
+    objects = []
+    for lineno, line in enumerate(data.decode("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"Unexpected token in JSON at position {exc.pos} (line {lineno})"
+            ) from exc
+        if not isinstance(obj, dict):
+            raise ValueError(f"Line {lineno} is not a saved object")
+        # An export's trailing summary line is ignored by Kibana's import.
+        if "exportedCount" in obj and "type" not in obj:
+            continue
+        objects.append(obj)
+    return objects
+
+
+def run_import(store, objects, overwrite):
+    """Kibana's import semantics, reduced to what dashboards need."""
+    errors, results, accepted = [], [], []
+    in_file = {(o.get("type"), o.get("id")) for o in objects}
+    with store.lock:
+        for obj in objects:
+            otype, oid = obj.get("type"), obj.get("id")
+            title = (obj.get("attributes") or {}).get("title", "")
+            base = {"id": oid, "type": otype, "title": title, "meta": {"title": title}}
+            if otype not in KNOWN_TYPES or not oid:
+                errors.append({**base, "error": {"type": "unsupported_type"}})
+                continue
+            missing = [
+                {"type": r.get("type"), "id": r.get("id")}
+                for r in obj.get("references", [])
+                if (r.get("type"), r.get("id")) not in in_file
+                and (r.get("type"), r.get("id")) not in store.objects
+            ]
+            if missing:
+                errors.append(
+                    {**base, "error": {"type": "missing_references", "references": missing}}
+                )
+                continue
+            exists = (otype, oid) in store.objects
+            if exists and not overwrite:
+                errors.append({**base, "error": {"type": "conflict"}})
+                continue
+            accepted.append(obj)
+            result = {"type": otype, "id": oid, "meta": {"title": title}, "managed": False}
+            if otype in ICONS:
+                result["meta"]["icon"] = ICONS[otype]
+            if exists:
+                result["overwrite"] = True
+            results.append(result)
+        now = dt.datetime.now(dt.UTC).isoformat()
+        for obj in accepted:
+            stored = dict(obj)
+            stored["updated_at"] = now
+            stored.setdefault("namespaces", ["default"])
+            store.objects[(obj["type"], obj["id"])] = stored
+        store.imports.append(
+            {
+                "at": now,
+                "overwrite": overwrite,
+                "successCount": len(accepted),
+                "errorCount": len(errors),
+                "objects": [[o["type"], o["id"]] for o in accepted],
+            }
+        )
+        store.save()
+    response = {"successCount": len(accepted), "success": not errors, "warnings": []}
+    if results:
+        response["successResults"] = results
+    if errors:
+        response["errors"] = errors
+    return response
+
+
+# --------------------------------------------------------------------------
+# HTTP
+# --------------------------------------------------------------------------
+
+
+def error_body(status, message):
+    return {"statusCode": status.value, "error": status.phrase, "message": message}
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "kibana-standin"
+    sys_version = ""
+
+    # set on the class by serve()
+    settings: ClassVar[dict] = {}
+    store: Store
+    version = "0.0.0"
+
+    def log_message(self, format, *args):
+        log("request", client=self.client_address[0], line=format % args)
+
+    def send_json(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status.value)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("kbn-name", self.settings["name"])
+        self.end_headers()
+        self.wfile.write(data)
+
+    def route(self):
+        url = urllib.parse.urlsplit(self.path)
+        return url.path.rstrip("/") or "/", urllib.parse.parse_qs(url.query)
+
+    def do_GET(self):
+        path, query = self.route()
+        if path == "/api/status":
+            return self.send_json(HTTPStatus.OK, self.status())
+        if path == "/api/saved_objects/_find":
+            return self.send_json(HTTPStatus.OK, self.find(query))
+        if path == "/__standin__/imports":
+            with self.store.lock:
+                imports = list(self.store.imports)
+            return self.send_json(
+                HTTPStatus.OK,
+                {
+                    "standin": True,
+                    "note": "stand-in only endpoint; real Kibana has no such API",
+                    "import_requests": len(imports),
+                    "imports": imports,
+                },
+            )
+        parts = path.split("/")
+        if len(parts) == 5 and parts[1:3] == ["api", "saved_objects"]:
+            with self.store.lock:
+                obj = self.store.objects.get((parts[3], parts[4]))
+            if obj is None:
+                return self.send_json(
+                    HTTPStatus.NOT_FOUND,
+                    error_body(
+                        HTTPStatus.NOT_FOUND, f"Saved object [{parts[3]}/{parts[4]}] not found"
+                    ),
+                )
+            return self.send_json(HTTPStatus.OK, obj)
+        return self.send_json(HTTPStatus.NOT_FOUND, error_body(HTTPStatus.NOT_FOUND, "Not Found"))
+
+    def do_POST(self):
+        path, query = self.route()
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if path != "/api/saved_objects/_import":
+            return self.send_json(
+                HTTPStatus.NOT_FOUND, error_body(HTTPStatus.NOT_FOUND, "Not Found")
+            )
+        bad = HTTPStatus.BAD_REQUEST
+        if "kbn-xsrf" not in {k.lower() for k in self.headers}:
+            return self.send_json(bad, error_body(bad, "Request must contain a kbn-xsrf header."))
+        overwrite = query.get("overwrite", ["false"])[-1] == "true"
+        if overwrite and query.get("createNewCopies", ["false"])[-1] == "true":
+            return self.send_json(
+                bad, error_body(bad, "cannot use [overwrite] with [createNewCopies]")
+            )
+        upload = self.multipart_file(body)
+        if upload is None:
+            return self.send_json(
+                bad,
+                error_body(
+                    bad, "[request body.file]: expected value of type [Stream] but got [undefined]"
+                ),
+            )
+        filename, data = upload
+        ext = os.path.splitext(filename or "")[1]
+        if ext != ".ndjson":
+            return self.send_json(bad, error_body(bad, f"Invalid file extension {ext}"))
+        try:
+            objects = parse_ndjson(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return self.send_json(bad, error_body(bad, str(exc)))
+        response = run_import(self.store, objects, overwrite)
+        log(
+            "saved objects imported",
+            successCount=response["successCount"],
+            errors=len(response.get("errors", [])),
+        )
+        return self.send_json(HTTPStatus.OK, response)
+
+    def multipart_file(self, body):
+        ctype = self.headers.get("Content-Type", "")
+        if not ctype.startswith("multipart/form-data"):
+            return None
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + body
+        )
+        if not message.is_multipart():
+            return None
+        for part in message.iter_parts():
+            if part.get_param("name", header="content-disposition") == "file":
+                return part.get_filename(), part.get_payload(decode=True) or b""
+        return None
+
+    def status(self):
+        return {
+            "name": self.settings["name"],
+            "uuid": self.server.kibana_uuid,
+            "version": {
+                "number": self.version,
+                "build_hash": "standin",
+                "build_number": 0,
+                "build_snapshot": False,
+                "build_flavor": "traditional",
+            },
+            "status": {
+                "overall": {
+                    "level": "available",
+                    "summary": "All services and plugins are available (Kibana stand-in)",
+                },
+                "core": {
+                    "elasticsearch": {"level": "available", "summary": "not contacted (stand-in)"},
+                    "savedObjects": {"level": "available", "summary": "stand-in store"},
+                },
+                "plugins": {},
+            },
+            "metrics": {"last_updated": dt.datetime.now(dt.UTC).isoformat()},
+        }
+
+    def find(self, query):
+        types = [t for value in query.get("type", []) for t in value.split(",")]
+        per_page = int(query.get("per_page", ["20"])[-1])
+        page = int(query.get("page", ["1"])[-1])
+        with self.store.lock:
+            hits = [
+                obj
+                for (otype, _), obj in sorted(self.store.objects.items())
+                if not types or otype in types
+            ]
+        start = (page - 1) * per_page
+        return {
+            "page": page,
+            "per_page": per_page,
+            "total": len(hits),
+            "saved_objects": hits[start : start + per_page],
+        }
+
+
+def serve(settings, version):
+    os.makedirs(settings["data"], exist_ok=True)
+    Handler.settings = settings
+    Handler.store = Store(settings["data"])
+    Handler.version = version
+    server = ThreadingHTTPServer((settings["host"], settings["port"]), Handler)
+    uuid_file = Path(settings["data"]) / "uuid"
+    if not uuid_file.exists():
+        uuid_file.write_text(str(uuid.uuid4()), encoding="utf-8")
+    server.kibana_uuid = uuid_file.read_text(encoding="utf-8").strip()
+    scheme = "http"
+    if settings["ssl"]:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(settings["cert"], settings["key"])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+
+    def stop(signum, frame):
+        log("stopping", signal=signum)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log(
+        "Kibana stand-in is available",
+        url=f"{scheme}://{settings['host']}:{settings['port']}",
+        publicBaseUrl=settings["public_base_url"],
+        elasticsearch_hosts=settings["es_hosts"],
+        elasticsearch_auth=settings["es_auth"],
+        encryption_keys=settings["encryption_keys"],
+        version=version,
+    )
+    server.serve_forever()
+    server.server_close()
+
+
+def main(argv=None):
+    home = os.environ.get("KBN_HOME") or str(Path(__file__).resolve().parents[1])
+    parser = argparse.ArgumentParser(description="Kibana HTTP API stand-in (not Kibana)")
+    parser.add_argument("-c", "--config", default=None, help="path to kibana.yml")
+    parser.add_argument("--allow-root", action="store_true")
+    parser.add_argument("--version", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        package = json.loads((Path(home) / "package.json").read_text(encoding="utf-8"))
+        version = package["version"]
+    except (OSError, ValueError, KeyError):
+        version = "0.0.0"
+    if args.version:
+        print(version)
+        return 0
+    if os.geteuid() == 0 and not args.allow_root:
+        print("Kibana should not be run as root.  Use --allow-root to continue.", file=sys.stderr)
+        return 1
+    conf_dir = os.environ.get("KBN_PATH_CONF") or os.path.join(home, "config")
+    config = args.config or os.path.join(conf_dir, "kibana.yml")
+    try:
+        settings = load_config(config, home)
+    except ConfigError as exc:
+        log("FATAL configuration error", error=str(exc), config=config)
+        print(f"FATAL  Error: {exc}", file=sys.stderr)
+        return 78  # EX_CONFIG; Kibana exits non-zero on invalid config as well
+    serve(settings, version)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
