@@ -12,7 +12,7 @@ cache=${FLOCK_CACHE:-$HOME/.cache/flock}/kibana-standin
 mkdir -p "$cache"
 
 key=$( (echo "$version"; cd "$here" && cat build.sh kibana_standin.py \
-        dist/bin/kibana dist/config/kibana.yml dist/STANDIN-NOT-KIBANA.txt) \
+        layout/bin/kibana layout/config/kibana.yml layout/STANDIN-NOT-KIBANA.txt) \
       | sha256sum | cut -c1-12)
 tarball=$cache/kibana-$version-standin-$key.tar.gz
 if [[ -s $tarball ]]; then
@@ -25,7 +25,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 top=$work/kibana-$version
 mkdir -p "$top/lib" "$top/data"
-cp -r "$here/dist/." "$top/"
+cp -r "$here/layout/." "$top/"
 cp "$here/kibana_standin.py" "$top/lib/kibana_standin.py"
 printf '{"name": "kibana-standin", "version": "%s", "standin": true}\n' "$version" \
   >"$top/package.json"
