@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Builds (once, cached) a tarball of a real Elasticsearch node from Maven Central jars.
+# Last stdout line: the absolute path of elasticsearch-node-<ver>-<hash>.tar.gz; all else on stderr.
+# The hash covers every input of the recipe, so changing any of them rebuilds.
+# Needs: bash, mvn, a JDK 17+ (javac/jar: JAVA_HOME or PATH), tar, flock, sha256sum.
+set -euo pipefail
+
+ES_VERSION=8.19.21
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CACHE=${FLOCK_CACHE:-$HOME/.cache/flock}/elasticsearch-node
+MVN_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
+
+cd "$HERE"
+hash=$( { for f in build.sh pom.xml $(find launcher dist -type f | LC_ALL=C sort); do
+            printf '%s\0' "$f"; sha256sum < "$f"; done; } | sha256sum | cut -c1-12)
+artifact="$CACHE/elasticsearch-node-$ES_VERSION-$hash.tar.gz"
+
+mkdir -p "$CACHE"
+# Parallel callers (several Molecule scenarios) wait for one build instead of racing.
+exec 9> "$CACHE/.lock"
+flock 9
+if [ -f "$artifact" ]; then
+  echo "$artifact"
+  exit 0
+fi
+
+echo "building Elasticsearch $ES_VERSION node from Maven Central (first run only, ~1-2 min)" >&2
+if [ -n "${JAVA_HOME:-}" ]; then JDK_BIN="$JAVA_HOME/bin/"; else JDK_BIN=""; fi
+work=$(mktemp -d "$CACHE/build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+home="$work/elasticsearch-$ES_VERSION"
+mkdir -p "$home"/{lib/entitlement-bridge,lib/entitlement-agent,lib/launcher,lib/tools/ansi-console,modules/transport-netty4,plugins,logs}
+
+# Quiet unless it fails (mvn 3.8 -q still prints colour codes), then show its log.
+if ! mvn -q -B -Dstyle.color=never -f "$HERE/pom.xml" "$MVN_PLUGIN:copy-dependencies" \
+  -DincludeScope=runtime -DoutputDirectory="$work/jars" > "$work/mvn.log" 2>&1; then
+  cat "$work/mvn.log" >&2
+  echo "build.sh: mvn failed (Maven Central reachable? https://repo1.maven.org/maven2)" >&2
+  exit 1
+fi
+
+# Same split as Elastic's distribution: netty and the transport module live in modules/
+# (loaded by the plugin class loader, not on the server's module path); the bridge is patched
+# into java.base by bin/elasticsearch; everything else is the server's lib/.
+for jar in "$work"/jars/*.jar; do
+  case "$(basename "$jar")" in
+    netty-*|transport-netty4-*) mv "$jar" "$home/modules/transport-netty4/" ;;
+    elasticsearch-entitlement-bridge-*) mv "$jar" "$home/lib/entitlement-bridge/" ;;
+    *) mv "$jar" "$home/lib/" ;;
+  esac
+done
+# Patch-module ignores module-info.class (with a warning on every start), so drop it.
+(cd "$work" && mkdir bridge && cd bridge && "${JDK_BIN}jar" -xf "$home"/lib/entitlement-bridge/*.jar \
+  && rm module-info.class && "${JDK_BIN}jar" --create --file "$(echo "$home"/lib/entitlement-bridge/*.jar)" \
+  --manifest META-INF/MANIFEST.MF -C . org META-INF/LICENSE.txt META-INF/NOTICE.txt)
+# Elastic ships the module's descriptor and entitlement policy inside the jar; the plugin loader
+# reads them from the module directory.
+for f in plugin-descriptor.properties entitlement-policy.yaml; do
+  unzip -p "$home/modules/transport-netty4/transport-netty4-$ES_VERSION.jar" \
+    "META-INF/es-plugins/transport-netty4/$f" > "$home/modules/transport-netty4/$f"
+done
+
+# The launcher (stands in for Elastic's server-cli) and the entitlement agent, neither on Maven Central.
+"${JDK_BIN}javac" --release 17 -nowarn -d "$work/classes" -cp "$home/lib/*" $(find launcher/src -name "*.java")
+printf 'Agent-Class: org.flock.esnode.EntitlementAgent\nCan-Redefine-Classes: true\nCan-Retransform-Classes: true\n' \
+  > "$work/agent.mf"
+"${JDK_BIN}jar" --create --file "$home/lib/entitlement-agent/flock-entitlement-agent.jar" --manifest "$work/agent.mf" \
+  -C "$work/classes" org/flock/esnode/EntitlementAgent.class
+"${JDK_BIN}jar" --create --file "$home/lib/launcher/flock-es-launcher.jar" \
+  -C "$work/classes" org/flock/esnode/Launcher.class -C "$work/classes" 'org/flock/esnode/Launcher$NeverEndingInput.class' \
+  -C "$work/classes" 'org/flock/esnode/Launcher$MarkerFilter.class'
+
+"${JDK_BIN}jar" --create --file "$home/lib/tools/ansi-console/flock-ansi-console.jar" \
+  -C "$work/classes" org/elasticsearch/io/ansi/AnsiConsoleLoader.class
+
+cp -R dist/bin dist/config "$home/"
+rm -f "$home/config/jvm.options.d/.keep"
+chmod 0755 "$home/bin/elasticsearch"
+
+tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$work" \
+  -czf "$work/out.tar.gz" "elasticsearch-$ES_VERSION"
+mv "$work/out.tar.gz" "$artifact"
+echo "built $artifact" >&2
+echo "$artifact"
