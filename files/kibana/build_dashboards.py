@@ -905,11 +905,56 @@ def render():
     )
 
 
+def markdown():
+    """The README's panel table: dashboard, panel, osquery query (and columns) feeding it."""
+    by_id = {o["id"]: o for o in saved_objects()}
+    lines = ["| Dashboard | Panel | osquery query (`name`) | Fields |", "|---|---|---|---|"]
+    for dash in (o for o in by_id.values() if o["type"] == "dashboard"):
+        for ref in dash["references"]:
+            vis = by_id[ref["id"]]
+            state = vis["attributes"]["state"]
+            queries = [
+                f["meta"]["params"]["query"]
+                for f in state["filters"]
+                if f["meta"]["key"] == "name" and not f["meta"]["negate"]
+            ]
+            others = [
+                ("NOT " if f["meta"]["negate"] else "")
+                + f"{f['meta']['key']}: {f['meta']['params']['query']}"
+                for f in state["filters"]
+                if f["meta"]["key"] != "name"
+            ]
+            fields = []
+            for col in state["datasourceStates"]["formBased"]["layers"]["layer1"][
+                "columns"
+            ].values():
+                field = col.get("sourceField")
+                if field and field != RECORDS and field not in fields:
+                    fields.append(field)
+                kql_field = col.get("filter", {}).get("query", "").split(" ", 1)[0]
+                if kql_field.startswith("columns.") and kql_field not in fields:
+                    fields.append(kql_field)
+            query = ", ".join(f"`{q}`" for q in queries) or "all queries"
+            if others:
+                query += " (" + "; ".join(f"`{o}`" for o in others) + ")"
+            title = vis["attributes"]["title"]
+            lines.append(
+                f"| {dash['attributes']['title']} | {title} | {query} | "
+                + ", ".join(f"`{f}`" for f in fields)
+                + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the ndjson is stale")
+    parser.add_argument("--markdown", action="store_true", help="print the README panel table")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(), end="")
+        return 0
     text = render()
     if args.check:
         current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""

@@ -604,10 +604,23 @@ def test_expected_dashboards_and_panels(objects):
     assert queries["Flock - Fleet overview"] >= {"disk_encryption", "alf"}
 
 
-def test_ndjson_in_sync_with_generator():
+def _generator():
     spec = importlib.util.spec_from_file_location("build_dashboards", GENERATOR)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_role_readme_lists_every_panel_and_its_query():
+    readme = (ROOT / "roles/kibana/README.md").read_text(encoding="utf-8")
+    assert _generator().markdown() in readme, (
+        "roles/kibana/README.md's panel table is stale: paste"
+        " `python3 files/kibana/build_dashboards.py --markdown` into it"
+    )
+
+
+def test_ndjson_in_sync_with_generator():
+    module = _generator()
     assert module.render() == NDJSON.read_text(encoding="utf-8"), (
         "flock-dashboards.ndjson is stale: run python3 files/kibana/build_dashboards.py"
     )
