@@ -13,13 +13,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .app import create_app
 from .config import Config, ConfigError, load_config
+from .errors import ApiError
 from .storage.client import STORAGE_ERRORS, make_client, probe
 from .storage.names import IndexNames
 from .storage.registry import Registry, UnknownAgent
 from .storage.retention import prune
 from .storage.templates import load_templates, setup_storage
-from .validation import USERNAME_RE
+from .validation import USERNAME_RE, validate_name
 
 
 class CliError(Exception):
@@ -31,8 +33,7 @@ def _out(obj: Any) -> None:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    cfg = load_config(path=args.config) if args.config else load_config()
-    return cfg
+    return load_config(path=args.config) if args.config else load_config()
 
 
 def cmd_setup_storage(cfg: Config, args: argparse.Namespace) -> int:
@@ -89,8 +90,6 @@ def cmd_agents_list(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_agents_rename(cfg: Config, args: argparse.Namespace) -> int:
-    from .validation import validate_name
-
     name = validate_name(args.name)
     _registry(cfg).rename(_username(args.username), name)
     _out({"changed": True, "username": args.username, "name": name})
@@ -118,8 +117,6 @@ def cmd_prune(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_run_dev(cfg: Config, args: argparse.Namespace) -> int:
-    from .app import create_app
-
     app = create_app(cfg)
     print(f"flock-gateway (development server) on http://{args.host}:{args.port}", flush=True)
     app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
@@ -172,8 +169,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .errors import ApiError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -121,9 +121,7 @@ def test_result_item_ok():
     validate_result_item(0, _row(), "host-1")
     validate_result_item(0, _row(unixTime="1543845622"), "host-1")
     validate_result_item(0, {"host_uuid": "host-1", "other_arbitrary_data": "goes here"}, "host-1")
-    validate_result_item(
-        0, _row(snapshot=[{"a": "1"}, {"a": "2"}], action="snapshot"), "host-1"
-    )
+    validate_result_item(0, _row(snapshot=[{"a": "1"}, {"a": "2"}], action="snapshot"), "host-1")
 
 
 @pytest.mark.parametrize(

@@ -62,7 +62,7 @@ class Registry:
         if host_details is not None:
             doc["host_details"] = host_details
         try:
-            self.client.create(index=self.index, id=username, document=doc, refresh="wait_for")
+            self.client.create(index=self.index, id=username, document=doc)
         except ConflictError:
             raise AlreadyRegistered(username) from None
         return _agent(doc)
@@ -73,7 +73,6 @@ class Registry:
             index=self.index,
             id=username,
             doc={"token_hash": token_hash, **fields},
-            refresh="wait_for",
         )
 
     def get(self, username: str) -> Agent | None:
@@ -84,6 +83,8 @@ class Registry:
         return _agent(resp["_source"])
 
     def list(self) -> Iterator[Agent]:
+        """All agents (admin command: refreshes first so it sees the latest changes)."""
+        self.client.indices.refresh(index=self.index)
         hits = helpers.scan(
             self.client,
             index=self.index,
@@ -95,14 +96,12 @@ class Registry:
 
     def rename(self, username: str, name: str) -> None:
         try:
-            self.client.update(
-                index=self.index, id=username, doc={"name": name}, refresh="wait_for"
-            )
+            self.client.update(index=self.index, id=username, doc={"name": name})
         except NotFoundError:
             raise UnknownAgent(username) from None
 
     def revoke(self, username: str) -> None:
         try:
-            self.client.delete(index=self.index, id=username, refresh="wait_for")
+            self.client.delete(index=self.index, id=username)
         except NotFoundError:
             raise UnknownAgent(username) from None

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+
+from flock_gateway.app import create_app
+from flock_gateway.config import Config
+from flock_gateway.storage.names import IndexNames
+from flock_gateway.storage.templates import setup_storage
+
+
+@pytest.fixture
+def names(prefix) -> IndexNames:
+    return IndexNames(prefix)
+
+
+@pytest.fixture
+def storage(es, names):
+    return setup_storage(es, names)
+
+
+@pytest.fixture
+def config(es_url, prefix) -> Config:
+    return Config(es_hosts=(es_url,), index_prefix=prefix, auth_cache_ttl=10.0)
+
+
+@pytest.fixture
+def app(config, storage):
+    return create_app(config)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def env(monkeypatch, es_url, prefix):
+    """Environment for the CLI (and gunicorn) pointing at this test's storage."""
+    for key in ("FLOCK_CONFIG", "FLOCK_ES_USERNAME", "FLOCK_ES_PASSWORD", "FLOCK_ES_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("FLOCK_ES_HOSTS", es_url)
+    monkeypatch.setenv("FLOCK_INDEX_PREFIX", prefix)
+    return {"FLOCK_ES_HOSTS": es_url, "FLOCK_INDEX_PREFIX": prefix}
