@@ -1,0 +1,173 @@
+"""The gateway under gunicorn (gthread), driven by the README's curl examples."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .helpers import stored
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gunicorn_cmd(port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn",
+        "--bind", f"127.0.0.1:{port}",
+        "--worker-class", "gthread", "--workers", "2", "--threads", "4",
+        "--timeout", "60",
+        "flock_gateway.wsgi:app",
+    ]  # fmt: skip
+
+
+def wait_for(port: int, proc: subprocess.Popen, log: Path, attempts: int = 300) -> None:
+    for _ in range(attempts):
+        if proc.poll() is not None:
+            pytest.fail(f"gunicorn exited ({proc.returncode}):\n{log.read_text()}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"gunicorn did not answer:\n{log.read_text()}")
+
+
+@pytest.fixture
+def server(env, storage, tmp_path):
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            gunicorn_cmd(port),
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(port, proc, log)
+        yield port, log
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def curl(*args: str) -> tuple[int, dict]:
+    out = subprocess.run(
+        ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    body, _, status = out.rpartition("\n")
+    return int(status), json.loads(body)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_readme_curl_examples(server, es, prefix):
+    port, log = server
+    base = f"http://127.0.0.1:{port}"
+    # README: register
+    status, body = curl("-v", "--data", "username=insert_endpoint_uuid_here", f"{base}/register")
+    assert status == 200
+    assert body["error"] is False
+    token = body["auth_token"]
+    assert len(token) == 32
+
+    # README: submit, verbatim apart from the token (the README's is an example value)
+    readme_header = "Authorization: Basic aW5zZXJ0X2VuZHBvaW50X3V1aWRfaGVyZTozYjBiZTUxMDVhZDRmZDg5ZWZjM2YyNDIwZjYwNzRmMw=="
+    data = '{"host_uuid": "insert_endpoint_uuid_here", "other_arbitrary_data": "goes here"}'
+    args = ["-v", "-H", "Content-Type: application/json", "--data", data, f"{base}/submit"]
+    status, body = curl("-H", readme_header, *args)
+    assert status == 401
+    assert body["error"] is True
+
+    creds = base64.b64encode(f"insert_endpoint_uuid_here:{token}".encode()).decode()
+    status, body = curl("-H", f"Authorization: Basic {creds}", *args)
+    assert status == 200
+    assert body == {"processed_count": 1, "stored_count": 1, "expired_count": 0, "error": False}
+
+    (hit,) = stored(es, prefix)
+    assert hit["_source"]["other_arbitrary_data"] == "goes here"
+
+    # structured logs, and never a token or an Authorization value in them
+    status, _ = curl(f"{base}/readyz")
+    assert status == 200
+    text = log.read_text()
+    assert token not in text
+    assert creds not in text
+    assert "aW5zZXJ0X2VuZHBvaW50" not in text
+    access = [json.loads(line) for line in text.splitlines() if '"flock_gateway.access"' in line]
+    assert {(e["path"], e["status"]) for e in access} >= {
+        ("/register", 200),
+        ("/submit", 401),
+        ("/submit", 200),
+    }
+
+
+def test_chunked_body_over_limit_is_413(server, client):
+    """A body sent without Content-Length (chunked) is cut off at the limit too."""
+    port, _ = server
+    from .helpers import register
+
+    token = register(client, "host-1")
+    creds = base64.b64encode(f"host-1:{token}".encode()).decode()
+    piece = b'{"hostIdentifier": "host-1", "x": "' + b"y" * 65536 + b'"},'
+    head = (
+        "POST /submit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Basic {creds}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(head)
+        try:
+            for data in [b"[", *([piece] * 400)]:  # ~26 MiB, over the 20 MiB default
+                sock.sendall(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before reading everything
+        reply = b""
+        try:
+            while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+                data = sock.recv(65536)
+                if not data:
+                    break
+                reply += data
+        except ConnectionResetError:
+            pass
+    status_line, _, rest = reply.partition(b"\r\n")
+    assert status_line.split()[1] == b"413", reply[:500]
+    body = rest.partition(b"\r\n\r\n")[2]
+    assert json.loads(body)["error"] is True
+
+
+def test_gunicorn_refuses_to_start_without_elasticsearch(tmp_path, prefix):
+    port = free_port()
+    env = {
+        **os.environ,
+        "FLOCK_ES_HOSTS": f"http://127.0.0.1:{free_port()}",
+        "FLOCK_ES_MAX_RETRIES": "0",
+        "FLOCK_INDEX_PREFIX": prefix,
+    }
+    proc = subprocess.run(
+        gunicorn_cmd(port), env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode != 0
+    assert "flock-gateway: cannot start: cannot reach Elasticsearch at http://127.0.0.1" in (
+        proc.stderr
+    )
