@@ -91,7 +91,7 @@ def test_readme_curl_examples(server, es, prefix):
     assert len(token) == 32
 
     # README: submit, verbatim apart from the token (the README's is an example value)
-    readme_header = "Authorization: Basic aW5zZXJ0X2VuZHBvaW50X3V1aWRfaGVyZTozYjBiZTUxMDVhZDRmZDg5ZWZjM2YyNDIwZjYwNzRmMw=="
+    readme_header = "Authorization: Basic aW5zZXJ0X2VuZHBvaW50X3V1aWRfaGVyZTozYjBiZTUxMDVhZDRmZDg5ZWZjM2YyNDIwZjYwNzRmMw=="  # noqa: E501
     data = '{"host_uuid": "insert_endpoint_uuid_here", "other_arbitrary_data": "goes here"}'
     args = ["-v", "-H", "Content-Type: application/json", "--data", data, f"{base}/submit"]
     status, body = curl("-H", readme_header, *args)
