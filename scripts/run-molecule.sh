@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Run Molecule scenarios the way CI does.
+#
+#   scripts/run-molecule.sh <scenario> [<scenario>...]
+#
+# For each run: makes sure docker runs (scripts/ensure-docker.sh), builds or finds
+# the base image (molecule/resources/images/build.sh) and exports FLOCK_BASE_IMAGE;
+# when a scenario's molecule.yml mentions FLOCK_ES_ARTIFACT, builds or finds the
+# Elasticsearch node tarball (molecule/resources/elasticsearch-node/build.sh) and
+# exports FLOCK_ES_ARTIFACT; exports ANSIBLE_ROLES_PATH=<repo>/roles. A scenario
+# without molecule/<scenario>/tests/test_*.py fails before anything runs.
+# Then `molecule test -s <scenario>` (full sequence incl. idempotence and destroy).
+# Scenarios run one after the other; all are run even if one fails; the exit code
+# is non-zero if any failed. Wall times are printed at the end.
+#
+# Environment:
+#   FLOCK_VENV        venv with the pinned tools (default <repo>/.venv)
+#   FLOCK_CACHE       artifact cache (default ~/.cache/flock)
+#   FLOCK_BASE_IMAGE  use this image instead of building/looking up the base image
+#   FLOCK_ES_ARTIFACT use this ES tarball instead of running the es-node build
+#   MOLECULE_OPTS     extra arguments for `molecule test` (e.g. "--destroy never")
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+log() { printf 'run-molecule: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 2; }
+
+[ $# -ge 1 ] || die "usage: $0 <scenario> [<scenario>...]"
+
+VENV=${FLOCK_VENV:-$ROOT/.venv}
+if [ ! -x "$VENV/bin/molecule" ] && [ -z "${FLOCK_VENV:-}" ] && [ -x /tmp/tv/bin/molecule ]; then
+    log "no $VENV yet; using the pinned tools in /tmp/tv"
+    VENV=/tmp/tv
+fi
+[ -x "$VENV/bin/molecule" ] || die "molecule not found in $VENV (run scripts/bootstrap.sh or set FLOCK_VENV)"
+export PATH="$VENV/bin:$PATH"
+
+# Check every scenario before spending time on images.
+for s in "$@"; do
+    [ -f "molecule/$s/molecule.yml" ] || die "no scenario molecule/$s/molecule.yml"
+    compgen -G "molecule/$s/tests/test_*.py" >/dev/null \
+        || die "scenario $s has no molecule/$s/tests/test_*.py: a verifier without tests would pass silently"
+done
+
+"$ROOT/scripts/ensure-docker.sh"
+
+if [ -z "${FLOCK_BASE_IMAGE:-}" ]; then
+    FLOCK_BASE_IMAGE=$("$ROOT/molecule/resources/images/build.sh" | tail -n 1)
+fi
+docker image inspect "$FLOCK_BASE_IMAGE" >/dev/null 2>&1 || die "base image $FLOCK_BASE_IMAGE not found"
+export FLOCK_BASE_IMAGE
+log "FLOCK_BASE_IMAGE=$FLOCK_BASE_IMAGE"
+
+need_es=false
+for s in "$@"; do
+    if grep -q FLOCK_ES_ARTIFACT "molecule/$s/molecule.yml"; then need_es=true; fi
+done
+if $need_es && [ -z "${FLOCK_ES_ARTIFACT:-}" ]; then
+    es_build=$ROOT/molecule/resources/elasticsearch-node/build.sh
+    [ -x "$es_build" ] || die "a scenario needs FLOCK_ES_ARTIFACT but $es_build is missing"
+    FLOCK_ES_ARTIFACT=$("$es_build" | tail -n 1)
+fi
+if $need_es; then
+    [ -f "$FLOCK_ES_ARTIFACT" ] || die "FLOCK_ES_ARTIFACT=$FLOCK_ES_ARTIFACT is not a file"
+    export FLOCK_ES_ARTIFACT
+    log "FLOCK_ES_ARTIFACT=$FLOCK_ES_ARTIFACT"
+fi
+
+export ANSIBLE_ROLES_PATH=$ROOT/roles
+export ANSIBLE_NOCOWS=1
+export PY_COLORS=${PY_COLORS:-0}
+export ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-0}
+
+summary=()
+failed=0
+for s in "$@"; do
+    log "=== scenario $s ==="
+    start=$(date +%s)
+    rc=0
+    # shellcheck disable=SC2086
+    molecule test -s "$s" ${MOLECULE_OPTS:-} || rc=$?
+    secs=$(( $(date +%s) - start ))
+    if [ "$rc" -eq 0 ]; then st=passed; else st="FAILED (rc=$rc)"; failed=1; fi
+    summary+=("$(printf '%-28s %-16s %dm%02ds' "$s" "$st" $((secs / 60)) $((secs % 60)))")
+done
+
+echo "---- molecule scenario wall times ----"
+printf '%s\n' "${summary[@]}"
+exit "$failed"
