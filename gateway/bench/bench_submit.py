@@ -1,0 +1,254 @@
+"""Benchmark: rows/s stored through the gateway's /submit vs a direct bulk request.
+
+Not a test. Starts the test Elasticsearch node (or uses $FLOCK_ES_URL), installs the
+templates under a throwaway prefix, runs the gateway under gunicorn (gthread) on
+127.0.0.1, then alternates rounds of
+
+  * gateway: POST /submit with a batch of --rows osquery result lines (HTTP Basic auth,
+    validation, document building, one bulk request per batch), and
+  * direct:  one _bulk request with the same rows (same index template, same ids) sent
+    straight to the node,
+
+with the same concurrency, so both are measured side by side in one run under the same
+conditions. Bounded by --batches per side and --max-seconds.
+
+    python gateway/bench/bench_submit.py [--rows 200] [--batches 60] [--concurrency 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import gzip
+import http.client
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from elasticsearch import Elasticsearch
+
+from flock_gateway.documents import DocumentBuilder, Tag
+from flock_gateway.storage.names import IndexNames
+from flock_gateway.storage.templates import setup_storage
+
+REPO = Path(__file__).resolve().parents[2]
+TESTNODE = REPO / "molecule" / "resources" / "elasticsearch-node" / "testnode.py"
+
+
+@contextlib.contextmanager
+def es_node() -> Iterator[str]:
+    url = os.environ.get("FLOCK_ES_URL")
+    if url:
+        yield url.rstrip("/")
+        return
+    spec = importlib.util.spec_from_file_location("flock_testnode", TESTNODE)
+    assert spec is not None
+    assert spec.loader is not None
+    testnode = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(testnode)
+    with tempfile.TemporaryDirectory(prefix="flock-bench-es-") as tmp:
+        with testnode.start_node(Path(tmp), heap="1g") as node:
+            yield node.url
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn(es_url: str, prefix: str, workers: int, threads: int) -> Iterator[int]:
+    port = free_port()
+    env = {**os.environ, "FLOCK_ES_HOSTS": es_url, "FLOCK_INDEX_PREFIX": prefix,
+           "FLOCK_LOG_LEVEL": "WARNING"}  # fmt: skip
+    cmd = [
+        sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+        "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
+        "--timeout", "60", "--log-level", "warning", "flock_gateway.wsgi:app",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        for _ in range(600):
+            if proc.poll() is not None:
+                raise SystemExit(f"gunicorn exited with {proc.returncode}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def osquery_rows(host: str, n: int, batch_no: int) -> list[dict]:
+    unix = int(time.time()) - 60
+    cal = time.strftime("%a %b %d %H:%M:%S %Y UTC", time.gmtime(unix))
+    return [
+        {
+            "name": "apps",
+            "hostIdentifier": host,
+            "calendarTime": cal,
+            "unixTime": unix,
+            "epoch": 0,
+            "counter": batch_no,
+            "numerics": False,
+            "decorations": {"username": "bench"},
+            "columns": {
+                "name": f"App {batch_no}-{i}.app",
+                "path": f"/Applications/App {batch_no}-{i}.app",
+                "bundle_identifier": f"com.example.app{batch_no}.{i}",
+                "bundle_short_version": f"1.{i}",
+                "bundle_version": f"{batch_no}.{i}",
+                "last_opened_time": str(unix - i),
+            },
+            "action": "added",
+        }
+        for i in range(n)
+    ]
+
+
+def run_side(
+    label: str, send: Callable[[int], int], batches: list[int], concurrency: int
+) -> tuple[int, float]:
+    """Send the given batch numbers with `concurrency` threads; returns (rows, seconds)."""
+    lock = threading.Lock()
+    todo = list(batches)
+    total = 0
+
+    def worker() -> None:
+        nonlocal total
+        while True:
+            with lock:
+                if not todo:
+                    return
+                n = todo.pop()
+            rows = send(n)
+            with lock:
+                total += rows
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return total, time.perf_counter() - start
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rows", type=int, default=200, help="rows per batch (default 200)")
+    ap.add_argument("--batches", type=int, default=60, help="batches per side (default 60)")
+    ap.add_argument("--rounds", type=int, default=6, help="alternating rounds (default 6)")
+    ap.add_argument("--concurrency", type=int, default=2, help="parallel senders (default 2)")
+    ap.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    ap.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    ap.add_argument("--max-seconds", type=float, default=240, help="stop starting rounds after")
+    ap.add_argument("--gzip", action="store_true", help="gzip /submit bodies")
+    args = ap.parse_args()
+
+    prefix = "bench" + uuid.uuid4().hex[:8]
+    host = "bench-host"
+    with es_node() as es_url:
+        es = Elasticsearch(es_url, request_timeout=60)
+        setup_storage(es, IndexNames(prefix))
+        try:
+            with gunicorn(es_url, prefix, args.workers, args.threads) as port:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn.request("POST", "/register", body=json.dumps({"username": host}),
+                             headers={"Content-Type": "application/json"})  # fmt: skip
+                token = json.loads(conn.getresponse().read())["auth_token"]
+                auth = "Basic " + base64.b64encode(f"{host}:{token}".encode()).decode()
+                local = threading.local()
+
+                def gateway_send(n: int) -> int:
+                    if not hasattr(local, "conn"):
+                        local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                    body = json.dumps(osquery_rows(host, args.rows, n)).encode()
+                    headers = {"Authorization": auth, "Content-Type": "application/json"}
+                    if args.gzip:
+                        body = gzip.compress(body, 5)
+                        headers["Content-Encoding"] = "gzip"
+                    local.conn.request("POST", "/submit", body=body, headers=headers)
+                    res = local.conn.getresponse()
+                    data = json.loads(res.read())
+                    if res.status != 200:
+                        raise SystemExit(f"/submit answered {res.status}: {data}")
+                    return int(data["stored_count"])
+
+                direct_prefix = prefix + "-results-direct"
+
+                def direct_send(n: int) -> int:
+                    rows = osquery_rows(host, args.rows, n)
+                    builder = DocumentBuilder(
+                        prefix, Tag(host, "", "flock-agent"), 90, received=datetime.now(tz=UTC)
+                    )
+                    ops: list[dict] = []
+                    for doc in builder.results(rows):
+                        ops.append({"create": {"_index": direct_prefix, "_id": doc.id}})
+                        ops.append(doc.source)
+                    resp = es.bulk(operations=ops)
+                    if resp["errors"]:
+                        raise SystemExit("direct bulk had errors")
+                    return len(resp["items"])
+
+                # warm-up (index creation, JIT, connection set-up) for both sides
+                gateway_send(10**6)
+                direct_send(10**6)
+
+                totals = {"gateway /submit": [0, 0.0], "direct _bulk": [0, 0.0]}
+                deadline = time.monotonic() + args.max_seconds
+                per_round = max(1, args.batches // args.rounds)
+                for r in range(args.rounds):
+                    if time.monotonic() > deadline:
+                        break
+                    base = r * per_round
+                    nums = list(range(base, base + per_round))
+                    for label, fn in (("gateway /submit", gateway_send),
+                                      ("direct _bulk", direct_send)):  # fmt: skip
+                        rows, secs = run_side(label, fn, nums, args.concurrency)
+                        totals[label][0] += rows
+                        totals[label][1] += secs
+                        print(f"round {r + 1}: {label:16s} {rows:6d} rows in {secs:6.2f}s "
+                              f"= {rows / secs:8.0f} rows/s", flush=True)  # fmt: skip
+        finally:
+            from contextlib import suppress
+
+            with suppress(Exception):
+                rows = es.cat.indices(index=f"{prefix}*", format="json", h="index")
+                names = [r["index"] for r in rows]
+                if names:
+                    es.indices.delete(index=",".join(names))
+                for t in es.indices.get_index_template(name=f"{prefix}*")["index_templates"]:
+                    es.indices.delete_index_template(name=t["name"])
+
+    g_rows, g_secs = totals["gateway /submit"]
+    d_rows, d_secs = totals["direct _bulk"]
+    g_rate, d_rate = g_rows / g_secs, d_rows / d_secs
+    print()
+    print(f"batch size {args.rows} rows, concurrency {args.concurrency}, gunicorn gthread "
+          f"{args.workers}x{args.threads}{', gzip' if args.gzip else ''}")  # fmt: skip
+    print(f"gateway /submit: {g_rows} rows in {g_secs:.2f}s = {g_rate:.0f} rows/s")
+    print(f"direct _bulk:    {d_rows} rows in {d_secs:.2f}s = {d_rate:.0f} rows/s")
+    print(f"gateway / direct = {g_rate / d_rate:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
