@@ -57,9 +57,11 @@ def es_node() -> Iterator[str]:
     assert spec.loader is not None
     testnode = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(testnode)
-    with tempfile.TemporaryDirectory(prefix="flock-bench-es-") as tmp:
-        with testnode.start_node(Path(tmp), heap="1g") as node:
-            yield node.url
+    with (
+        tempfile.TemporaryDirectory(prefix="flock-bench-es-") as tmp,
+        testnode.start_node(Path(tmp), heap="1g") as node,
+    ):
+        yield node.url
 
 
 def free_port() -> int:
