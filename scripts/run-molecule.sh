@@ -53,20 +53,24 @@ docker image inspect "$FLOCK_BASE_IMAGE" >/dev/null 2>&1 || die "base image $FLO
 export FLOCK_BASE_IMAGE
 log "FLOCK_BASE_IMAGE=$FLOCK_BASE_IMAGE"
 
-need_es=false
-for s in "$@"; do
-    if grep -q FLOCK_ES_ARTIFACT "molecule/$s/molecule.yml"; then need_es=true; fi
-done
-if $need_es && [ -z "${FLOCK_ES_ARTIFACT:-}" ]; then
-    es_build=$ROOT/molecule/resources/elasticsearch-node/build.sh
-    [ -x "$es_build" ] || die "a scenario needs FLOCK_ES_ARTIFACT but $es_build is missing"
-    FLOCK_ES_ARTIFACT=$("$es_build" | tail -n 1)
-fi
-if $need_es; then
-    [ -f "$FLOCK_ES_ARTIFACT" ] || die "FLOCK_ES_ARTIFACT=$FLOCK_ES_ARTIFACT is not a file"
-    export FLOCK_ES_ARTIFACT
-    log "FLOCK_ES_ARTIFACT=$FLOCK_ES_ARTIFACT"
-fi
+# Offline artifacts, built (once, cached) only when a scenario names them.
+need_artifact() {  # need_artifact VAR BUILD_SCRIPT
+    local var=$1 build=$2 s
+    for s in "${scenarios[@]}"; do
+        grep -q "$var" "molecule/$s/molecule.yml" || continue
+        if [ -z "${!var:-}" ]; then
+            [ -x "$build" ] || die "scenario $s needs $var but $build is missing"
+            printf -v "$var" '%s' "$("$build" | tail -n 1)"
+        fi
+        [ -f "${!var}" ] || die "$var=${!var} is not a file"
+        export "${var?}"
+        log "$var=${!var}"
+        return
+    done
+}
+scenarios=("$@")
+need_artifact FLOCK_ES_ARTIFACT "$ROOT/molecule/resources/elasticsearch-node/build.sh"
+need_artifact FLOCK_KIBANA_ARTIFACT "$ROOT/molecule/resources/kibana-standin/build.sh"
 
 export ANSIBLE_ROLES_PATH=$ROOT/roles
 export ANSIBLE_NOCOWS=1
