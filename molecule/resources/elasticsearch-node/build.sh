@@ -73,6 +73,12 @@ printf 'Agent-Class: org.flock.esnode.EntitlementAgent\nCan-Redefine-Classes: tr
 "${JDK_BIN}jar" --create --file "$home/lib/tools/ansi-console/flock-ansi-console.jar" \
   -C "$work/classes" org/elasticsearch/io/ansi/AnsiConsoleLoader.class
 
+# Elastic bundles libzstd here (not on Maven Central). On Java 21+ ES's native access layer loads it
+# from this path and, without it, disables all native calls (seccomp, rlimit checks). The system
+# libzstd1 (a dependency of dpkg, so present on every Debian/Ubuntu) is the same library.
+mkdir -p "$home/lib/platform/linux-x64"
+ln -s /usr/lib/x86_64-linux-gnu/libzstd.so.1 "$home/lib/platform/linux-x64/libzstd.so"
+
 cp -R dist/bin dist/config "$home/"
 rm -f "$home/config/jvm.options.d/.keep"
 chmod 0755 "$home/bin/elasticsearch"

@@ -24,7 +24,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import urllib.error
@@ -80,11 +79,8 @@ def unpacked_home(tarball: Path) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (target / ".complete").exists():
             tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".unpack-"))
-            with tarfile.open(tarball) as tar:
-                if hasattr(tarfile, "data_filter"):
-                    tar.extractall(tmp, filter="data")
-                else:  # Python < 3.11.4; the tarball is our own build
-                    tar.extractall(tmp)  # noqa: S202
+            # tar(1), not tarfile: the data filter rejects lib/platform's absolute libzstd link
+            subprocess.run(["tar", "-xzf", str(tarball), "-C", str(tmp)], check=True)
             (tmp / ".complete").touch()
             shutil.rmtree(target, ignore_errors=True)
             tmp.rename(target)
