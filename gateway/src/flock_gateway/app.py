@@ -7,11 +7,13 @@ import time
 from elasticsearch import Elasticsearch
 from flask import Flask, Response, g, request
 
-from .api import flock, health
+from .api import flock, health, osquery
 from .auth import AuthCache, Authenticator
 from .config import Config, load_config
 from .errors import register_error_handlers
 from .logging import get_logger, setup_logging
+from .metrics import Metrics
+from .schedule import load_schedule
 from .services import EXTENSION_KEY, Services
 from .storage.client import StartupError, make_client, probe
 from .storage.names import IndexNames
@@ -35,6 +37,10 @@ def create_app(
     """
     config = config or load_config()
     setup_logging(config.log_level)
+    try:
+        schedule = load_schedule(config.schedule_file)
+    except (OSError, ValueError) as exc:
+        raise StartupError(f"cannot load the osquery schedule: {exc}") from None
     client = client or make_client(config)
     names = IndexNames(config.index_prefix)
     if config.startup_check:
@@ -52,6 +58,8 @@ def create_app(
         registry=registry,
         writer=BulkWriter(client, refresh=refresh),
         authenticator=Authenticator(registry.get, AuthCache(config.auth_cache_ttl)),
+        schedule=schedule,
+        metrics=Metrics(),
     )
 
     app = Flask("flock_gateway")
@@ -61,6 +69,7 @@ def create_app(
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(flock.bp)
+    app.register_blueprint(osquery.bp)
     _install_request_log(app)
     return app
 

@@ -16,6 +16,7 @@ from typing import Any
 from .app import create_app
 from .config import Config, ConfigError, load_config
 from .errors import ApiError
+from .osquery_flags import flags_file
 from .storage.client import STORAGE_ERRORS, make_client, probe
 from .storage.names import IndexNames
 from .storage.registry import Registry, UnknownAgent
@@ -123,6 +124,18 @@ def cmd_run_dev(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_osquery_flags(cfg: Config, args: argparse.Namespace) -> int:
+    url = args.url or cfg.public_url
+    if not url:
+        raise CliError("give --url https://gateway.example.org or set public_url")
+    try:
+        text = flags_file(url, args.ca_path, args.secret_path, cfg.osquery_max_lines)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flock-gateway",
@@ -160,6 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, help="override retention_days")
     p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("osquery-flags", help="print the osquery flags file for laptops")
+    p.add_argument("--url", help="public gateway URL (default: public_url)")
+    p.add_argument("--ca-path", default="/etc/osquery/flock-ca.pem", help="CA file on laptops")
+    p.add_argument(
+        "--secret-path",
+        default="/etc/osquery/flock-enroll-secret",
+        help="enrollment secret file on laptops",
+    )
+    p.set_defaults(func=cmd_osquery_flags)
 
     p = sub.add_parser("run-dev", help="run the development server (not for production)")
     p.add_argument("--host", default="127.0.0.1")

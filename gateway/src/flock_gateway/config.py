@@ -42,6 +42,7 @@ class Config:
     max_decompressed_bytes: int = 64 * MIB
     auth_cache_ttl: float = 10.0
     enroll_secrets: tuple[str, ...] = field(default=(), repr=False)
+    register_requires_secret: bool = True
     log_level: str = "INFO"
     startup_check: bool = True
     # osquery TLS API (issue 7)
@@ -49,10 +50,13 @@ class Config:
     strict_allowlist: bool = False
     schedule_file: str | None = None
     public_url: str | None = None
+    osquery_max_lines: int = 1024
+    osquery_max_line_bytes: int = MIB
 
     @property
     def enrollment_required(self) -> bool:
-        return bool(self.enroll_secrets)
+        """Whether /register (Flock API) requires an enrollment secret."""
+        return bool(self.enroll_secrets) and self.register_requires_secret
 
     def with_overrides(self, **kwargs: Any) -> Config:
         cfg = replace(self, **kwargs)
@@ -95,6 +99,10 @@ class Config:
             raise ConfigError("log_level must be DEBUG, INFO, WARNING or ERROR")
         if self.status_logs not in {"store", "drop"}:
             raise ConfigError("status_logs must be 'store' or 'drop'")
+        if self.osquery_max_lines < 1 or self.osquery_max_line_bytes < 1024:
+            raise ConfigError("osquery_max_lines must be >= 1, osquery_max_line_bytes >= 1024")
+        if self.public_url and not self.public_url.startswith("https://"):
+            raise ConfigError("public_url must start with https:// (osquery only speaks TLS)")
         for secret in self.enroll_secrets:
             if len(secret) < 16:
                 raise ConfigError("enroll secrets must be at least 16 characters long")
@@ -182,6 +190,13 @@ _SETTINGS: tuple[_Setting, ...] = (
         _parse_str,
         secret_file=True,
     ),
+    _Setting(
+        "register_requires_secret",
+        "FLOCK_REGISTER_REQUIRES_SECRET",
+        "gateway",
+        "register_requires_secret",
+        _parse_bool,
+    ),
     _Setting("log_level", "FLOCK_LOG_LEVEL", "gateway", "log_level", _parse_str),
     _Setting("startup_check", "FLOCK_STARTUP_CHECK", "gateway", "startup_check", _parse_bool),
     _Setting("status_logs", "FLOCK_STATUS_LOGS", "osquery", "status_logs", _parse_str),
@@ -190,6 +205,14 @@ _SETTINGS: tuple[_Setting, ...] = (
     ),
     _Setting("schedule_file", "FLOCK_SCHEDULE_FILE", "osquery", "schedule_file", _parse_str),
     _Setting("public_url", "FLOCK_PUBLIC_URL", "osquery", "public_url", _parse_str),
+    _Setting("osquery_max_lines", "FLOCK_OSQUERY_MAX_LINES", "osquery", "max_lines", int),
+    _Setting(
+        "osquery_max_line_bytes",
+        "FLOCK_OSQUERY_MAX_LINE_BYTES",
+        "osquery",
+        "max_line_bytes",
+        int,
+    ),
 )
 
 ENV_NAMES: tuple[str, ...] = ("FLOCK_CONFIG", *(s.env for s in _SETTINGS))

@@ -9,6 +9,8 @@ from flask import current_app
 
 from .auth import Authenticator
 from .config import Config
+from .metrics import Metrics
+from .schedule import Schedule
 from .storage.names import IndexNames
 from .storage.registry import Registry
 from .storage.results import BulkWriter
@@ -24,6 +26,8 @@ class Services:
     registry: Registry
     writer: BulkWriter
     authenticator: Authenticator
+    schedule: Schedule
+    metrics: Metrics
 
 
 def services() -> Services:

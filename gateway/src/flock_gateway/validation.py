@@ -145,7 +145,8 @@ def validate_result_item(i: int, item: dict[str, Any], username: str) -> None:
             raise BadRequest(f"Item {i}: {key} must be an integer")
     if "unixTime" in item and not _is_int(item["unixTime"]):
         raise BadRequest(f"Item {i}: unixTime must be an integer")
-    if "numerics" in item and not isinstance(item["numerics"], bool):
+    numerics = item.get("numerics", False)
+    if not isinstance(numerics, bool) and numerics not in ("true", "false"):
         raise BadRequest(f"Item {i}: numerics must be a boolean")
     for key in _SCALAR_OBJECT_FIELDS:
         if key in item:

@@ -120,6 +120,10 @@ def _row(**kw):
 def test_result_item_ok():
     validate_result_item(0, _row(), "host-1")
     validate_result_item(0, _row(unixTime="1543845622"), "host-1")
+    # older osquery (boost ptree JSON) sends every value as a string
+    validate_result_item(
+        0, _row(unixTime="1543845622", epoch="0", counter="12", numerics="false"), "host-1"
+    )
     validate_result_item(0, {"host_uuid": "host-1", "other_arbitrary_data": "goes here"}, "host-1")
     validate_result_item(0, _row(snapshot=[{"a": "1"}, {"a": "2"}], action="snapshot"), "host-1")
 
@@ -137,7 +141,8 @@ def test_result_item_ok():
         (_row(unixTime="soon"), "unixTime"),
         (_row(unixTime=True), "unixTime"),
         (_row(counter=1.5), "counter"),
-        (_row(numerics="false"), "numerics"),
+        (_row(numerics="yes"), "numerics"),
+        (_row(numerics=1), "numerics"),
         (_row(columns="x"), "columns must be an object"),
         (_row(columns={"a": {"b": 1}}), "columns.a"),
         (_row(decorations=[1]), "decorations must be an object"),

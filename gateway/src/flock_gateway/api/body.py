@@ -24,6 +24,8 @@ def read_body() -> bytes:
         # wrapper without an error: treat reaching the limit as exceeding it.
         raise PayloadTooLarge("Request body is too large")
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding == "" and raw[:2] == b"\x1f\x8b":
+        encoding = "gzip"  # gzip magic without the header (JSON never starts so)
     if encoding in ("", "identity"):
         return raw
     if encoding not in ("gzip", "x-gzip", "deflate"):

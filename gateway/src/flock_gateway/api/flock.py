@@ -91,19 +91,36 @@ def submit() -> Response:
     items = as_items(parse_json(read_body()))
     for i, item in enumerate(items):
         validate_result_item(i, item, agent.username)
+    refused = 0
+    if svc.config.strict_allowlist:
+        allowed = [item for item in items if svc.schedule.allows(item.get("name"))]
+        refused = len(items) - len(allowed)
+    else:
+        allowed = items
     builder = DocumentBuilder(
         svc.names.prefix,
         Tag(agent.username, agent.name, "flock-agent"),
         svc.config.retention_days,
     )
-    docs = builder.results(items)
+    docs = builder.results(allowed)
     result = svc.writer.write(docs)
-    g.counts = {"items": len(items), "rows": result.stored, "expired": builder.expired}
-    return success(
-        processed_count=len(items),
-        stored_count=result.stored,
-        expired_count=builder.expired,
-    )
+    svc.metrics.inc("flock_rows_stored_total", result.stored, api="flock")
+    svc.metrics.inc("flock_rows_expired_total", builder.expired, api="flock")
+    svc.metrics.inc("flock_rows_refused_total", refused, api="flock", reason="not_in_schedule")
+    g.counts = {
+        "items": len(items),
+        "rows": result.stored,
+        "expired": builder.expired,
+        "refused": refused,
+    }
+    fields = {
+        "processed_count": len(items),
+        "stored_count": result.stored,
+        "expired_count": builder.expired,
+    }
+    if svc.config.strict_allowlist:
+        fields["refused_count"] = refused
+    return success(**fields)
 
 
 @bp.post("/submit_flock_logs")
@@ -120,5 +137,6 @@ def submit_flock_logs() -> Response:
     )
     docs = builder.agent_logs(items)
     result = svc.writer.write(docs)
+    svc.metrics.inc("flock_rows_stored_total", result.stored, api="flock_logs")
     g.counts = {"items": len(items), "rows": result.stored, "expired": builder.expired}
     return success(processed_count=len(items), stored_count=result.stored)

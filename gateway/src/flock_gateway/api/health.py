@@ -18,6 +18,11 @@ def healthz() -> Response:
     return jsonify({"error": False, "status": "ok"})
 
 
+@bp.get("/metrics")
+def metrics() -> Response:
+    return Response(services().metrics.render(), mimetype="text/plain; version=0.0.4")
+
+
 @bp.get("/readyz")
 def readyz() -> Response:
     svc = services()

@@ -1,0 +1,254 @@
+"""osquery's TLS remote API, so stock osqueryd can be a Flock agent.
+
+    POST /osquery/enroll  {"enroll_secret", "host_identifier", "host_details"}
+                          -> {"node_key": "...", "node_invalid": false}
+    POST /osquery/config  {"node_key"} -> the reviewed schedule + privacy options
+    POST /osquery/log     {"node_key", "log_type": "result"|"status", "data": [...]}
+                          (plain or Content-Encoding: gzip)
+
+Deliberately absent (404): distributed (live) queries and file carving — they would let
+the server side read arbitrary data from a laptop.
+
+Node keys are ``<username>:<random token>``; the registry keeps only the token's hash,
+in the same index as Flock agents (list/rename/revoke work for both). An unknown or
+revoked key, or rows naming another host, get ``{"node_invalid": true}``, which makes
+osquery re-enroll. Result rows are stored exactly like /submit rows; rows whose query
+name is not in the served schedule are refused (counted, not stored).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify
+
+from ..auth import Agent, hash_token, new_token, secret_in
+from ..documents import DocumentBuilder, Tag
+from ..errors import BadRequest, PayloadTooLarge, StorageUnavailable
+from ..logging import get_logger
+from ..services import Services, services
+from ..storage.client import STORAGE_ERRORS
+from ..storage.registry import AlreadyRegistered
+from ..validation import USERNAME_RE, check_structure, parse_json, validate_result_item
+from .body import read_body
+
+bp = Blueprint("osquery", __name__, url_prefix="/osquery")
+log = get_logger("osquery")
+
+MAX_HOST_IDENTIFIER = 256
+_HOSTNAME_SAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def node_invalid(endpoint: str) -> Response:
+    services().metrics.inc("flock_node_invalid_total", endpoint=endpoint)
+    return jsonify({"node_invalid": True})
+
+
+def osquery_username(host_identifier: str) -> str:
+    """Registry id for an osquery host: the identifier itself when it is a valid username
+    (a UUID is), else a readable prefix plus a hash of it (hostnames contain dots)."""
+    if USERNAME_RE.fullmatch(host_identifier):
+        return host_identifier
+    digest = hashlib.sha256(host_identifier.encode("utf-8")).hexdigest()[:20]
+    readable = _HOSTNAME_SAFE.sub("-", host_identifier)[:40].strip("-") or "host"
+    return f"osq-{readable}-{digest}"
+
+
+def _json_object() -> dict[str, Any]:
+    data = parse_json(read_body())
+    if not isinstance(data, dict):
+        raise BadRequest("Invalid JSON object")
+    return data
+
+
+def _host_summary(details: Any) -> tuple[str, dict[str, Any]]:
+    """A display name and the few host details worth keeping (not serials, not users)."""
+    if not isinstance(details, dict):
+        return "", {}
+    keep: dict[str, Any] = {}
+    wanted = {
+        "os_version": ("name", "version", "platform", "build"),
+        "osquery_info": ("version",),
+        "system_info": ("hostname", "computer_name", "hardware_model"),
+    }
+    for table, columns in wanted.items():
+        row = details.get(table)
+        if isinstance(row, dict):
+            picked = {
+                c: row[c] for c in columns if isinstance(row.get(c), str) and len(row[c]) < 256
+            }
+            if picked:
+                keep[table] = picked
+    system = keep.get("system_info", {})
+    name = system.get("computer_name") or system.get("hostname") or ""
+    if not name.isprintable():
+        name = ""
+    return name[:200], keep
+
+
+def node_agent(data: dict[str, Any]) -> Agent | None:
+    key = data.get("node_key")
+    if not isinstance(key, str) or not key or len(key) > 512:
+        return None
+    username, sep, token = key.partition(":")
+    if not sep or not token or not USERNAME_RE.fullmatch(username):
+        return None
+    try:
+        agent = services().authenticator.verify(username, token)
+    except STORAGE_ERRORS:
+        raise StorageUnavailable("Storage is unavailable, try again later") from None
+    if agent is None or agent.source != "osquery":
+        return None
+    g.username = agent.username
+    return agent
+
+
+@bp.post("/enroll")
+def enroll() -> Response:
+    svc = services()
+    data = _json_object()
+    secret = data.get("enroll_secret")
+    host_identifier = data.get("host_identifier")
+    if not svc.config.enroll_secrets:
+        log.warning("osquery enrollment refused: no enrollment secret is configured")
+        svc.metrics.inc("flock_enroll_total", result="disabled")
+        return node_invalid("enroll")
+    if not isinstance(secret, str) or not secret_in(secret.strip(), svc.config.enroll_secrets):
+        svc.metrics.inc("flock_enroll_total", result="bad_secret")
+        log.info("osquery enrollment refused: bad enrollment secret")
+        return node_invalid("enroll")
+    if (
+        not isinstance(host_identifier, str)
+        or not host_identifier
+        or len(host_identifier) > MAX_HOST_IDENTIFIER
+        or not host_identifier.isprintable()
+    ):
+        raise BadRequest("host_identifier must be a printable string")
+    username = osquery_username(host_identifier)
+    name, details = _host_summary(data.get("host_details"))
+    token = new_token()
+    try:
+        existing = svc.registry.get(username)
+        if existing is None:
+            try:
+                svc.registry.register(
+                    username,
+                    name,
+                    hash_token(token),
+                    source="osquery",
+                    host_identifier=host_identifier,
+                    host_details=details,
+                )
+            except AlreadyRegistered:
+                existing = svc.registry.get(username)
+                if existing is None:
+                    raise StorageUnavailable("Storage is busy, try again later") from None
+        if existing is not None:
+            if existing.source != "osquery":
+                # a Flock agent owns this name; an osquery host must not take it over
+                svc.metrics.inc("flock_enroll_total", result="name_taken")
+                log.warning("osquery enrollment refused: name taken", extra={"agent": username})
+                return node_invalid("enroll")
+            # re-enrollment (lost node key, node_invalid): new key, old one stops working
+            svc.registry.replace_token(username, hash_token(token), host_details=details)
+            svc.authenticator.cache.invalidate(username)
+    except STORAGE_ERRORS:
+        raise StorageUnavailable("Storage is unavailable, try again later") from None
+    g.username = username
+    svc.metrics.inc("flock_enroll_total", result="enrolled" if existing is None else "re-enrolled")
+    log.info("osquery host enrolled", extra={"agent": username, "again": existing is not None})
+    return jsonify({"node_key": f"{username}:{token}", "node_invalid": False})
+
+
+@bp.post("/config")
+def config() -> Response:
+    svc = services()
+    agent = node_agent(_json_object())
+    if agent is None:
+        return node_invalid("config")
+    return jsonify({**svc.schedule.osquery_config(), "node_invalid": False})
+
+
+def _lines(svc: Services, data: Any) -> list[dict[str, Any]]:
+    if not isinstance(data, list):
+        raise BadRequest("data must be an array")
+    if len(data) > svc.config.osquery_max_lines:
+        raise PayloadTooLarge(f"more than {svc.config.osquery_max_lines} lines in one request")
+    lines = []
+    for i, raw in enumerate(data):
+        if isinstance(raw, str):  # some osquery versions send each line as a JSON string
+            if len(raw) > svc.config.osquery_max_line_bytes:
+                raise PayloadTooLarge(f"line {i} is larger than the line limit")
+            line = parse_json(raw.encode("utf-8", "surrogatepass"))
+        else:
+            line = raw
+            if len(json.dumps(line, ensure_ascii=False)) > svc.config.osquery_max_line_bytes:
+                raise PayloadTooLarge(f"line {i} is larger than the line limit")
+        if not isinstance(line, dict):
+            raise BadRequest(f"Item {i} is not an object")
+        lines.append(line)
+    check_structure(lines)
+    return lines
+
+
+@bp.post("/log")
+def log_endpoint() -> Response:
+    svc = services()
+    data = _json_object()
+    agent = node_agent(data)
+    if agent is None:
+        return node_invalid("log")
+    log_type = data.get("log_type")
+    if log_type not in ("result", "status"):
+        raise BadRequest("log_type must be 'result' or 'status'")
+    lines = _lines(svc, data.get("data"))
+    host = agent.host_identifier or agent.username
+    for line in lines:
+        if line.get("hostIdentifier", host) != host:
+            # the laptop's identity changed (e.g. its host_identifier flag): re-enroll
+            log.info("osquery rows name another host", extra={"agent": agent.username})
+            return node_invalid("log")
+    builder = DocumentBuilder(
+        svc.names.prefix, Tag(agent.username, agent.name, "osquery"), svc.config.retention_days
+    )
+    refused = dropped = 0
+    if log_type == "result":
+        for i, line in enumerate(lines):
+            line.setdefault("hostIdentifier", host)
+            validate_result_item(i, line, host)
+        allowed = [line for line in lines if svc.schedule.allows(line.get("name"))]
+        refused = len(lines) - len(allowed)
+        docs = builder.results(allowed)
+        svc.metrics.inc(
+            "flock_rows_refused_total", refused, api="osquery", reason="not_in_schedule"
+        )
+        if refused:
+            log.warning(
+                "rows refused: query not in the schedule",
+                extra={"agent": agent.username, "refused": refused},
+            )
+    elif svc.config.status_logs == "drop":
+        docs, dropped = [], len(lines)
+    else:
+        for i, line in enumerate(lines):
+            if any(k.startswith("_") or k == "flock" for k in line):
+                raise BadRequest(f"Item {i}: reserved field name")
+        docs = builder.status(lines)
+    result = svc.writer.write(docs)
+    kind = "osquery" if log_type == "result" else "osquery_status"
+    svc.metrics.inc("flock_rows_stored_total", result.stored, api=kind)
+    svc.metrics.inc("flock_rows_expired_total", builder.expired, api=kind)
+    g.counts = {"items": len(lines), "rows": result.stored, "refused": refused}
+    return jsonify(
+        {
+            "node_invalid": False,
+            "processed_count": len(lines),
+            "stored_count": result.stored,
+            "refused_count": refused,
+            "dropped_count": dropped,
+            "expired_count": builder.expired,
+        }
+    )

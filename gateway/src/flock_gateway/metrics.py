@@ -1,0 +1,51 @@
+"""Process-local counters, exposed at /metrics in Prometheus text format.
+
+Only counts (requests, rows stored/refused, enrollments): never agent names, hosts or
+stored data. Each gunicorn worker counts its own requests (the ``pid`` label); sum them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+
+_HELP = {
+    "flock_rows_stored_total": "Rows stored (including resent duplicates), by API.",
+    "flock_rows_refused_total": "Rows not stored by policy, by API and reason.",
+    "flock_rows_expired_total": "Rows older than the retention period, not stored.",
+    "flock_enroll_total": "osquery enrollment attempts, by result.",
+    "flock_node_invalid_total": "osquery requests answered node_invalid, by endpoint.",
+}
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
+
+    def inc(self, name: str, value: int = 1, **labels: str) -> None:
+        if value <= 0:
+            return
+        key = (name, tuple(sorted(labels.items())))
+        with self._lock:
+            self._counts[key] += value
+
+    def get(self, name: str, **labels: str) -> int:
+        with self._lock:
+            return self._counts[(name, tuple(sorted(labels.items())))]
+
+    def render(self) -> str:
+        pid = str(os.getpid())
+        with self._lock:
+            items = sorted(self._counts.items())
+        lines: list[str] = []
+        seen: set[str] = set()
+        for (name, labels), value in items:
+            if name not in seen:
+                seen.add(name)
+                lines.append(f"# HELP {name} {_HELP.get(name, name)}")
+                lines.append(f"# TYPE {name} counter")
+            label_text = ",".join(f'{k}="{v}"' for k, v in (*labels, ("pid", pid)))
+            lines.append(f"{name}{{{label_text}}} {value}")
+        return "\n".join(lines) + "\n"
