@@ -43,6 +43,8 @@ from flock_gateway.storage.names import IndexNames
 from flock_gateway.storage.templates import setup_storage
 
 REPO = Path(__file__).resolve().parents[2]
+ENROLL_SECRET = "bench-enroll-secret-0123456789"  # noqa: S105 - throwaway test value
+OSQUERY_QUERY = "installed_applications"  # a query name from the reviewed schedule
 TESTNODE = REPO / "molecule" / "resources" / "elasticsearch-node" / "testnode.py"
 
 
@@ -74,7 +76,8 @@ def free_port() -> int:
 def gunicorn(es_url: str, prefix: str, workers: int, threads: int) -> Iterator[int]:
     port = free_port()
     env = {**os.environ, "FLOCK_ES_HOSTS": es_url, "FLOCK_INDEX_PREFIX": prefix,
-           "FLOCK_LOG_LEVEL": "WARNING"}  # fmt: skip
+           "FLOCK_LOG_LEVEL": "WARNING", "FLOCK_ENROLL_SECRETS": ENROLL_SECRET,
+           "FLOCK_REGISTER_REQUIRES_SECRET": "false"}  # fmt: skip
     cmd = [
         sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
         "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
@@ -98,12 +101,12 @@ def gunicorn(es_url: str, prefix: str, workers: int, threads: int) -> Iterator[i
         proc.wait(30)
 
 
-def osquery_rows(host: str, n: int, batch_no: int) -> list[dict]:
+def osquery_rows(host: str, n: int, batch_no: int, name: str = "apps") -> list[dict]:
     unix = int(time.time()) - 60
     cal = time.strftime("%a %b %d %H:%M:%S %Y UTC", time.gmtime(unix))
     return [
         {
-            "name": "apps",
+            "name": name,
             "hostIdentifier": host,
             "calendarTime": cal,
             "unixTime": unix,
@@ -163,6 +166,13 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
     ap.add_argument("--max-seconds", type=float, default=240, help="stop starting rounds after")
     ap.add_argument("--gzip", action="store_true", help="gzip /submit bodies")
+    ap.add_argument("--osquery-lines", type=int, default=1024, help="lines per osquery batch")
+    ap.add_argument(
+        "--osquery-batches",
+        type=int,
+        default=12,
+        help="osquery batches per side (default 12; 0 skips the osquery load)",
+    )
     args = ap.parse_args()
 
     prefix = "bench" + uuid.uuid4().hex[:8]
@@ -194,40 +204,78 @@ def main() -> int:
                         raise SystemExit(f"/submit answered {res.status}: {data}")
                     return int(data["stored_count"])
 
-                direct_prefix = prefix + "-results-direct"
+                direct_index = prefix + "-results-direct"
 
-                def direct_send(n: int) -> int:
-                    rows = osquery_rows(host, args.rows, n)
+                def direct_bulk(rows: list[dict], source: str) -> int:
                     builder = DocumentBuilder(
-                        prefix, Tag(host, "", "flock-agent"), 90, received=datetime.now(tz=UTC)
+                        prefix, Tag(host, "", source), 90, received=datetime.now(tz=UTC)
                     )
                     ops: list[dict] = []
                     for doc in builder.results(rows):
-                        ops.append({"create": {"_index": direct_prefix, "_id": doc.id}})
+                        ops.append({"create": {"_index": direct_index, "_id": doc.id}})
                         ops.append(doc.source)
                     resp = es.bulk(operations=ops)
                     if resp["errors"]:
                         raise SystemExit("direct bulk had errors")
                     return len(resp["items"])
 
-                # warm-up (index creation, JIT, connection set-up) for both sides
+                def direct_send(n: int) -> int:
+                    return direct_bulk(osquery_rows(host, args.rows, n), "flock-agent")
+
+                # osquery-shaped load: 1024-line gzip batches to /osquery/log
+                osq_host = "bench-osquery-host"
+                enroll = {"enroll_secret": ENROLL_SECRET, "host_identifier": osq_host}
+                conn.request("POST", "/osquery/enroll", body=json.dumps(enroll),
+                             headers={"Content-Type": "application/json"})  # fmt: skip
+                node_key = json.loads(conn.getresponse().read())["node_key"]
+
+                def osquery_send(n: int) -> int:
+                    if not hasattr(local, "conn"):
+                        local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                    rows = osquery_rows(osq_host, args.osquery_lines, n, OSQUERY_QUERY)
+                    body = gzip.compress(json.dumps({"node_key": node_key, "log_type": "result",
+                                                     "data": rows}).encode(), 5)  # fmt: skip
+                    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+                    local.conn.request("POST", "/osquery/log", body=body, headers=headers)
+                    res = local.conn.getresponse()
+                    data = json.loads(res.read())
+                    if res.status != 200 or data.get("node_invalid"):
+                        raise SystemExit(f"/osquery/log answered {res.status}: {data}")
+                    return int(data["stored_count"])
+
+                def direct_osquery(n: int) -> int:
+                    rows = osquery_rows(osq_host, args.osquery_lines, n, OSQUERY_QUERY)
+                    return direct_bulk(rows, "osquery")
+
+                # warm-up (index creation, JIT, connection set-up) for every side
                 gateway_send(10**6)
                 direct_send(10**6)
-
-                totals = {"gateway /submit": [0, 0.0], "direct _bulk": [0, 0.0]}
-                deadline = time.monotonic() + args.max_seconds
                 per_round = max(1, args.batches // args.rounds)
+                osq_per_round = max(1, args.osquery_batches // args.rounds)
+                sides = [
+                    (f"flock /submit ({args.rows})", gateway_send, per_round),
+                    (f"direct _bulk ({args.rows})", direct_send, per_round),
+                ]
+                if args.osquery_batches:
+                    osquery_send(10**6)
+                    direct_osquery(10**6)
+                    sides += [
+                        (f"osquery /log gz ({args.osquery_lines})", osquery_send, osq_per_round),
+                        (f"direct _bulk ({args.osquery_lines})", direct_osquery, osq_per_round),
+                    ]
+
+                totals = {label: [0, 0.0] for label, _, _ in sides}
+                deadline = time.monotonic() + args.max_seconds
                 for r in range(args.rounds):
                     if time.monotonic() > deadline:
                         break
-                    base = r * per_round
-                    nums = list(range(base, base + per_round))
-                    for label, fn in (("gateway /submit", gateway_send),
-                                      ("direct _bulk", direct_send)):  # fmt: skip
+                    for label, fn, count in sides:
+                        base = r * count
+                        nums = list(range(base, base + count))
                         rows, secs = run_side(label, fn, nums, args.concurrency)
                         totals[label][0] += rows
                         totals[label][1] += secs
-                        print(f"round {r + 1}: {label:16s} {rows:6d} rows in {secs:6.2f}s "
+                        print(f"round {r + 1}: {label:28s} {rows:6d} rows in {secs:6.2f}s "
                               f"= {rows / secs:8.0f} rows/s", flush=True)  # fmt: skip
         finally:
             from contextlib import suppress
@@ -240,15 +288,16 @@ def main() -> int:
                 for t in es.indices.get_index_template(name=f"{prefix}*")["index_templates"]:
                     es.indices.delete_index_template(name=t["name"])
 
-    g_rows, g_secs = totals["gateway /submit"]
-    d_rows, d_secs = totals["direct _bulk"]
-    g_rate, d_rate = g_rows / g_secs, d_rows / d_secs
     print()
-    print(f"batch size {args.rows} rows, concurrency {args.concurrency}, gunicorn gthread "
-          f"{args.workers}x{args.threads}{', gzip' if args.gzip else ''}")  # fmt: skip
-    print(f"gateway /submit: {g_rows} rows in {g_secs:.2f}s = {g_rate:.0f} rows/s")
-    print(f"direct _bulk:    {d_rows} rows in {d_secs:.2f}s = {d_rate:.0f} rows/s")
-    print(f"gateway / direct = {g_rate / d_rate:.2f}")
+    print(f"concurrency {args.concurrency}, gunicorn gthread {args.workers}x{args.threads}")
+    for label, (rows, secs) in totals.items():
+        if secs:
+            print(f"{label:28s} {rows:7d} rows in {secs:7.2f}s = {rows / secs:8.0f} rows/s")
+    labels = list(totals)
+    for gw, direct in zip(labels[0::2], labels[1::2], strict=True):
+        if totals[gw][1] and totals[direct][1]:
+            ratio = (totals[gw][0] / totals[gw][1]) / (totals[direct][0] / totals[direct][1])
+            print(f"{gw} / {direct}: {ratio:.2f}")
     return 0
 
 
