@@ -29,7 +29,7 @@ if [ -n "${JAVA_HOME:-}" ]; then JDK_BIN="$JAVA_HOME/bin/"; else JDK_BIN=""; fi
 work=$(mktemp -d "$CACHE/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 home="$work/elasticsearch-$ES_VERSION"
-mkdir -p "$home"/{lib/entitlement-bridge,lib/entitlement-agent,lib/launcher,lib/tools/ansi-console,modules/transport-netty4,plugins,logs}
+mkdir -p "$home"/{lib/entitlement-bridge,lib/entitlement-agent,lib/launcher,lib/tools/ansi-console,modules/transport-netty4,modules/flock-rest-root,plugins,logs}
 
 # Quiet unless it fails (mvn 3.8 -q still prints colour codes), then show its log.
 if ! mvn -q -B -Dstyle.color=never -f "$HERE/pom.xml" "$MVN_PLUGIN:copy-dependencies" \
@@ -60,7 +60,7 @@ for f in plugin-descriptor.properties entitlement-policy.yaml; do
     "META-INF/es-plugins/transport-netty4/$f" > "$home/modules/transport-netty4/$f"
 done
 
-# The launcher (stands in for Elastic's server-cli) and the entitlement agent, neither on Maven Central.
+# Our small Java parts, none of which Elastic publishes on Maven Central (see README).
 "${JDK_BIN}javac" --release 17 -nowarn -d "$work/classes" -cp "$home/lib/*" $(find launcher/src -name "*.java")
 printf 'Agent-Class: org.flock.esnode.EntitlementAgent\nCan-Redefine-Classes: true\nCan-Retransform-Classes: true\n' \
   > "$work/agent.mf"
@@ -78,6 +78,18 @@ printf 'Agent-Class: org.flock.esnode.EntitlementAgent\nCan-Redefine-Classes: tr
 # libzstd1 (a dependency of dpkg, so present on every Debian/Ubuntu) is the same library.
 mkdir -p "$home/lib/platform/linux-x64"
 ln -s /usr/lib/x86_64-linux-gnu/libzstd.so.1 "$home/lib/platform/linux-x64/libzstd.so"
+
+# GET / (our re-implementation of Elastic's rest-root module, see README), loaded like any module.
+"${JDK_BIN}jar" --create --file "$home/modules/flock-rest-root/flock-rest-root.jar" \
+  -C "$work/classes" org/flock/esnode/restroot
+cat > "$home/modules/flock-rest-root/plugin-descriptor.properties" <<EOF
+description=GET / and HEAD / (stands in for Elastic's rest-root module; not Elastic's code)
+version=$ES_VERSION
+name=flock-rest-root
+classname=org.flock.esnode.restroot.FlockRestRootPlugin
+java.version=17
+elasticsearch.version=$ES_VERSION
+EOF
 
 cp -R dist/bin dist/config "$home/"
 rm -f "$home/config/jvm.options.d/.keep"
