@@ -10,9 +10,15 @@ dependencies with SOURCE_DATE_EPOCH fixed so that the same source gives the same
 The result replaces DIR only when its content differs (same content: DIR untouched).
 Prebuilt mode only indexes DIR as the operator prepared it.
 
+A build is skipped when the source tree, suffix and constraints are those of the last
+build (stamp file in DIR): dependencies are resolved again only when the source changes.
+
+Both modes also write DIR.tar (deterministic: sorted, fixed mtimes/owners), which is
+what the role copies to the targets (one transfer instead of one per wheel).
+
 Prints one JSON object: changed, version, digest (sha256 over the wheels' names and
 contents), release (<version>-<digest[:12]>), python (X.Y of the interpreter that
-built it), wheels (file names).
+built it), wheels (file names), archive (path of DIR.tar).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -53,7 +60,54 @@ def index(wheel_dir: Path) -> dict:
     }
 
 
+STAMP = ".flock-source-stamp"
+
+
+def source_stamp(source: Path, suffix: str, constraints: str) -> str:
+    digest = hashlib.sha256(f"{suffix}\0{sys.version_info[:2]}\0".encode())
+    if constraints:
+        digest.update(Path(constraints).read_bytes())
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "src"
+        shutil.copytree(source, copy, ignore=IGNORE)
+        for path in sorted(p for p in copy.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(copy)).encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def write_archive(wheel_dir: Path) -> Path:
+    """DIR.tar with the wheels, byte-identical for identical wheels."""
+    archive = wheel_dir.with_name(wheel_dir.name + ".tar")
+    tmp = archive.with_name(f".{archive.name}.{os.getpid()}")
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(p.name for p in wheel_dir.glob("*.whl")):
+            info = tar.gettarinfo(str(wheel_dir / name), arcname=name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 315532800, 0, 0, "", ""
+            info.mode = 0o644
+            with open(wheel_dir / name, "rb") as fh:
+                tar.addfile(info, fh)
+    if archive.exists() and archive.read_bytes() == tmp.read_bytes():
+        tmp.unlink()
+    else:
+        tmp.replace(archive)
+    return archive
+
+
 def build(source: Path, out: Path, suffix: str, constraints: str) -> tuple[dict, bool]:
+    stamp = source_stamp(source, suffix, constraints)
+    stamp_file = out / STAMP
+    if stamp_file.is_file() and stamp_file.read_text().strip() == stamp:
+        try:
+            return index(out), False
+        except SystemExit:
+            pass
+    info, changed = _build(source, out, suffix, constraints)
+    (out / STAMP).write_text(stamp + "\n")
+    return info, changed
+
+
+def _build(source: Path, out: Path, suffix: str, constraints: str) -> tuple[dict, bool]:
     with tempfile.TemporaryDirectory(prefix="flock-wheelhouse-") as tmp:
         src = Path(tmp) / "src"
         shutil.copytree(source, src, ignore=IGNORE)
@@ -73,7 +127,7 @@ def build(source: Path, out: Path, suffix: str, constraints: str) -> tuple[dict,
             cmd += ["--constraint", constraints]
         cmd.append(str(src))
         env = dict(os.environ, SOURCE_DATE_EPOCH="315532800", PIP_NO_INPUT="1")
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)  # noqa: S603
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
             raise SystemExit("pip wheel failed:\n" + "\n".join(tail))
@@ -118,6 +172,7 @@ def main() -> int:
             raise SystemExit("version suffix: letters, digits, '.' and '+' only")
         info, changed = build(args.source.resolve(), args.out, args.version_suffix,
                               args.constraints)
+    info["archive"] = str(write_archive(args.out))
     info["changed"] = changed
     info["python"] = f"{sys.version_info.major}.{sys.version_info.minor}"
     print(json.dumps(info))
