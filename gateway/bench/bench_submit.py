@@ -58,6 +58,7 @@ def es_node() -> Iterator[str]:
     assert spec is not None
     assert spec.loader is not None
     testnode = importlib.util.module_from_spec(spec)
+    sys.modules["flock_testnode"] = testnode  # dataclasses need the module registered
     spec.loader.exec_module(testnode)
     with (
         tempfile.TemporaryDirectory(prefix="flock-bench-es-") as tmp,

@@ -23,6 +23,14 @@ REPO = Path(__file__).resolve().parents[2]
 TESTNODE = REPO / "molecule" / "resources" / "elasticsearch-node" / "testnode.py"
 
 
+def pytest_configure(config):
+    # registered here too, so the marker is known when pytest runs from the repo root
+    config.addinivalue_line(
+        "markers",
+        "integration: needs a real Elasticsearch node (started by the session, or FLOCK_ES_URL)",
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "/integration/" in str(item.fspath).replace(os.sep, "/"):
