@@ -87,7 +87,9 @@ for s in "$@"; do
     molecule test -s "$s" ${MOLECULE_OPTS:-} || rc=$?
     secs=$(( $(date +%s) - start ))
     if [ "$rc" -eq 0 ]; then st=passed; else st="FAILED (rc=$rc)"; failed=1; fi
-    summary+=("$(printf '%-28s %-16s %dm%02ds' "$s" "$st" $((secs / 60)) $((secs % 60)))")
+    mins=$((secs / 60))
+    rest=$((secs % 60))
+    summary+=("$(printf '%-28s %-16s %dm%02ds' "$s" "$st" "$mins" "$rest")")
 done
 
 echo "---- molecule scenario wall times ----"
