@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build (once) the systemd base image used by every Molecule scenario.
 #
-#   molecule/resources/images/build.sh [IMAGE]      IMAGE: debian-bookworm (default)
+#   molecule/resources/images/build.sh [IMAGE]
+#       IMAGE: debian-bookworm (default) | ubuntu-noble
 #
 # Recipe: <this dir>/<IMAGE>/recipe.env (+ sources.list) and setup-rootfs.sh.
 # Result: docker image flock-base/<IMAGE>:<recipe-hash>, printed as the LAST line
@@ -23,8 +24,12 @@ die() { log "ERROR: $*"; exit 1; }
 
 [ -f "$RECIPE_DIR/recipe.env" ] || die "unknown image '$IMAGE' (no $RECIPE_DIR/recipe.env)"
 
-# Tag = hash of everything that defines the image.
-HASH=$(cd "$HERE" && cat build.sh setup-rootfs.sh "$IMAGE"/* | sha256sum | cut -c1-12)
+# docker import settings (part of the recipe).
+IMPORT_CHANGES=('CMD ["/lib/systemd/systemd"]' 'ENV container=docker' 'ENV LANG=C.UTF-8')
+# Tag = hash of everything that defines the image: the image's recipe dir, the
+# rootfs setup script and the import settings (not this script's plumbing).
+HASH=$(cd "$HERE" && { cat setup-rootfs.sh "$IMAGE"/*; printf '%s\n' "${IMPORT_CHANGES[@]}"; } |
+    sha256sum | cut -c1-12)
 TAG=flock-base/$IMAGE:$HASH
 
 have_image() { docker image inspect "$TAG" >/dev/null 2>&1; }
@@ -48,6 +53,25 @@ if have_image; then
 fi
 
 ROOTFS_TAR=$CACHE/images/$IMAGE-$HASH.tar.gz
+
+# Archive keyring shipped as a Debian package (e.g. ubuntu-keyring from
+# bookworm-backports): downloaded with apt from Debian's signed archive into a
+# private apt state dir (the host's apt configuration is not touched), unpacked
+# into the cache. Recipe variables: KEYRING_DEB, KEYRING_DEB_SOURCE, KEYRING.
+fetch_keyring() {
+    local t
+    t=$(mktemp -d)
+    mkdir -p "$t/lists/partial" "$t/cache/archives/partial" "$(dirname "$KEYRING")"
+    echo "$KEYRING_DEB_SOURCE" >"$t/sources.list"
+    local o=(-o "Dir::Etc::SourceList=$t/sources.list" -o "Dir::Etc::SourceParts=-"
+        -o "Dir::State::Lists=$t/lists" -o "Dir::Cache=$t/cache" -o "APT::Get::List-Cleanup=0")
+    log "fetching $KEYRING_DEB ($KEYRING_DEB_SOURCE)"
+    apt-get "${o[@]}" -qq update >&2 || die "apt-get update for $KEYRING_DEB failed"
+    (cd "$t" && apt-get "${o[@]}" -qq download "$KEYRING_DEB" >&2) || die "could not download $KEYRING_DEB"
+    dpkg-deb -x "$t"/"$KEYRING_DEB"_*.deb "$t/x"
+    install -m 0644 "$t/x/usr/share/keyrings/$(basename "$KEYRING")" "$KEYRING"
+    rm -rf "$t"
+}
 # shellcheck disable=SC1091
 . "$RECIPE_DIR/recipe.env"
 
@@ -58,6 +82,9 @@ if [ ! -s "$ROOTFS_TAR" ]; then
         log "installing debootstrap"
         DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2
+    fi
+    if [ -n "${KEYRING_DEB:-}" ] && [ ! -r "$KEYRING" ]; then
+        fetch_keyring
     fi
     [ -r "$KEYRING" ] || die "keyring $KEYRING missing"
     WORK=$(mktemp -d "$CACHE/images/work-$IMAGE.XXXXXX")
@@ -85,7 +112,7 @@ if [ ! -s "$ROOTFS_TAR" ]; then
         die "debootstrap failed (full log: $DLOG)"
     fi
     log "configuring rootfs for systemd in docker"
-    "$HERE/setup-rootfs.sh" "$R" "$RECIPE_DIR/sources.list" >&2
+    DISTRO=$DISTRO "$HERE/setup-rootfs.sh" "$R" "$RECIPE_DIR/sources.list" >&2
     # Make sure nothing is still mounted inside before packing.
     awk -v r="$R" '$2 ~ "^"r {print $2}' /proc/mounts | sort -r |
         while read -r m; do umount -l "$m" || true; done
@@ -97,10 +124,9 @@ else
     log "importing cached rootfs $ROOTFS_TAR"
 fi
 
-docker import \
-    --change 'CMD ["/lib/systemd/systemd"]' \
-    --change 'ENV container=docker' \
-    --change 'ENV LANG=C.UTF-8' \
+changes=()
+for c in "${IMPORT_CHANGES[@]}"; do changes+=(--change "$c"); done
+docker import "${changes[@]}" \
     --message "flock base image $IMAGE (recipe $HASH)" \
     "$ROOTFS_TAR" "$TAG" >&2
 # Drop cached rootfs tarballs of older recipes of this image.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Configure a freshly debootstrapped rootfs for systemd as PID 1 inside an
 # unprivileged Docker container (see DESIGN.md for the container flags).
-#   setup-rootfs.sh <rootfs> <sources.list>
+#   DISTRO=debian|ubuntu setup-rootfs.sh <rootfs> <sources.list>
 # Called by build.sh; runs as root on the host.
 set -euo pipefail
 R=$1
@@ -19,8 +19,12 @@ Acquire::Retries "3";
 CONF
 
 # Locale: C.UTF-8 is built into glibc; also generate en_US.UTF-8 for tools that ask.
-echo 'en_US.UTF-8 UTF-8' >"$R/etc/locale.gen"
-chroot "$R" /usr/sbin/locale-gen >/dev/null
+if [ "${DISTRO:-debian}" = ubuntu ]; then
+    chroot "$R" /usr/sbin/locale-gen en_US.UTF-8 >/dev/null
+else
+    echo 'en_US.UTF-8 UTF-8' >"$R/etc/locale.gen"
+    chroot "$R" /usr/sbin/locale-gen >/dev/null
+fi
 echo 'LANG=C.UTF-8' >"$R/etc/default/locale"
 
 # Identity: docker provides hostname/hosts/resolv.conf; machine-id is generated per
