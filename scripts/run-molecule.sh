@@ -17,6 +17,8 @@
 #   FLOCK_VENV        venv with the pinned tools (default <repo>/.venv)
 #   FLOCK_CACHE       artifact cache (default ~/.cache/flock)
 #   FLOCK_BASE_IMAGE  use this image instead of building/looking up the base image
+#   FLOCK_BASE_IMAGE_UBUNTU  same for the Ubuntu 24.04 image (built only when a
+#                     scenario's molecule.yml mentions FLOCK_BASE_IMAGE_UBUNTU)
 #   FLOCK_ES_ARTIFACT use this ES tarball instead of running the es-node build
 #   MOLECULE_OPTS     extra arguments for `molecule test` (e.g. "--destroy never")
 set -euo pipefail

@@ -64,7 +64,7 @@ fetch_keyring() {
     mkdir -p "$t/lists/partial" "$t/cache/archives/partial" "$(dirname "$KEYRING")"
     echo "$KEYRING_DEB_SOURCE" >"$t/sources.list"
     local o=(-o "Dir::Etc::SourceList=$t/sources.list" -o "Dir::Etc::SourceParts=-"
-        -o "Dir::State::Lists=$t/lists" -o "Dir::Cache=$t/cache" -o "APT::Get::List-Cleanup=0")
+        -o "Dir::State::Lists=$t/lists" -o "Dir::Cache=$t/cache" -o "APT::Get::List-Cleanup=0" -o "APT::Sandbox::User=root")
     log "fetching $KEYRING_DEB ($KEYRING_DEB_SOURCE)"
     apt-get "${o[@]}" -qq update >&2 || die "apt-get update for $KEYRING_DEB failed"
     (cd "$t" && apt-get "${o[@]}" -qq download "$KEYRING_DEB" >&2) || die "could not download $KEYRING_DEB"
