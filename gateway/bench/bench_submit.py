@@ -82,7 +82,8 @@ def gunicorn(es_url: str, prefix: str, workers: int, threads: int) -> Iterator[i
     cmd = [
         sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
         "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
-        "--timeout", "60", "--log-level", "warning", "flock_gateway.wsgi:app",
+        "--timeout", "60", "--keep-alive", "30", "--log-level", "warning",
+        "flock_gateway.wsgi:app",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env)
     try:
@@ -190,19 +191,32 @@ def main() -> int:
                 auth = "Basic " + base64.b64encode(f"{host}:{token}".encode()).decode()
                 local = threading.local()
 
+                def post(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+                    """POST on this thread's keep-alive connection; reconnect once if the
+                    server closed it while idle (a resend is safe: retry-safe ids)."""
+                    for attempt in (1, 2):
+                        if not hasattr(local, "conn"):
+                            local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                        try:
+                            local.conn.request("POST", path, body=body, headers=headers)
+                            res = local.conn.getresponse()
+                            return res.status, json.loads(res.read())
+                        except (ConnectionError, http.client.HTTPException):
+                            local.conn.close()
+                            del local.conn
+                            if attempt == 2:
+                                raise
+                    raise AssertionError("unreachable")
+
                 def gateway_send(n: int) -> int:
-                    if not hasattr(local, "conn"):
-                        local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
                     body = json.dumps(osquery_rows(host, args.rows, n)).encode()
                     headers = {"Authorization": auth, "Content-Type": "application/json"}
                     if args.gzip:
                         body = gzip.compress(body, 5)
                         headers["Content-Encoding"] = "gzip"
-                    local.conn.request("POST", "/submit", body=body, headers=headers)
-                    res = local.conn.getresponse()
-                    data = json.loads(res.read())
-                    if res.status != 200:
-                        raise SystemExit(f"/submit answered {res.status}: {data}")
+                    status, data = post("/submit", body, headers)
+                    if status != 200:
+                        raise SystemExit(f"/submit answered {status}: {data}")
                     return int(data["stored_count"])
 
                 direct_index = prefix + "-results-direct"
@@ -231,17 +245,13 @@ def main() -> int:
                 node_key = json.loads(conn.getresponse().read())["node_key"]
 
                 def osquery_send(n: int) -> int:
-                    if not hasattr(local, "conn"):
-                        local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
                     rows = osquery_rows(osq_host, args.osquery_lines, n, OSQUERY_QUERY)
                     body = gzip.compress(json.dumps({"node_key": node_key, "log_type": "result",
                                                      "data": rows}).encode(), 5)  # fmt: skip
                     headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
-                    local.conn.request("POST", "/osquery/log", body=body, headers=headers)
-                    res = local.conn.getresponse()
-                    data = json.loads(res.read())
-                    if res.status != 200 or data.get("node_invalid"):
-                        raise SystemExit(f"/osquery/log answered {res.status}: {data}")
+                    status, data = post("/osquery/log", body, headers)
+                    if status != 200 or data.get("node_invalid"):
+                        raise SystemExit(f"/osquery/log answered {status}: {data}")
                     return int(data["stored_count"])
 
                 def direct_osquery(n: int) -> int:
