@@ -271,6 +271,16 @@ def test_node_invalid_makes_osquery_reenroll(oclient, env, capsys):
     assert post(oclient, "/osquery/config", {"node_key": again})[1] == {"node_invalid": True}
 
 
+def test_node_keys_do_not_work_on_the_flock_api(oclient, es, prefix):
+    """Otherwise an osquery host could bypass the allow-list through /submit."""
+    key = enroll(oclient)["node_key"]
+    username, _, token = key.partition(":")
+    assert oclient.get("/ping", headers=basic(username, token)).status_code == 401
+    res = submit(oclient, username, token, [result_line("read_ssh_keys")])
+    assert res.status_code == 401
+    assert stored(es, prefix) == []
+
+
 def test_rows_for_another_host_are_node_invalid(oclient, es, prefix):
     key = enroll(oclient)["node_key"]
     other = "11111111-2222-3333-4444-555555555555"

@@ -23,7 +23,9 @@ def require_agent() -> Agent:
     except STORAGE_ERRORS:
         log.warning("registry lookup failed")
         raise StorageUnavailable("Storage is unavailable, try again later") from None
-    if agent is None:
+    if agent is None or agent.source != "flock-agent":
+        # an osquery host's node key only works on the osquery API, where the schedule
+        # allow-list always applies
         g.auth_failed_for = username
         raise Unauthorized("Permission denied")
     g.username = agent.username
