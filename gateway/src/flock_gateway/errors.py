@@ -36,6 +36,12 @@ class PayloadTooLarge(ApiError):
     status = 413
 
 
+class Throttled(ApiError):
+    """Elasticsearch is overloaded (it answered 429): the client slows down and retries."""
+
+    status = 429
+
+
 class StorageUnavailable(ApiError):
     """Elasticsearch is down or refused the write: the client keeps the data and retries."""
 
@@ -47,7 +53,7 @@ def error_response(message: str, status: int, **extra: Any) -> Response:
     resp.status_code = status
     if status == 401:
         resp.headers["WWW-Authenticate"] = 'Basic realm="flock"'
-    if status == 503:
+    if status in (429, 503):
         resp.headers["Retry-After"] = "10"
     return resp
 

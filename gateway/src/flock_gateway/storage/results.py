@@ -20,7 +20,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from ..documents import Doc
-from ..errors import StorageUnavailable
+from ..errors import StorageUnavailable, Throttled
 from ..logging import get_logger
 from .client import STORAGE_ERRORS
 
@@ -65,6 +65,8 @@ class BulkWriter:
             resp = self.client.bulk(operations=ops, refresh=self.refresh)
         except STORAGE_ERRORS as exc:
             log.warning("bulk request failed", extra={"error_type": type(exc).__name__})
+            if getattr(getattr(exc, "meta", None), "status", None) == 429:
+                raise Throttled("Storage is busy, slow down and try again later") from None
             raise StorageUnavailable("Storage is unavailable, try again later") from None
         return [item["create"] for item in resp["items"]]
 
@@ -75,7 +77,7 @@ class BulkWriter:
         items = self._bulk(docs)
         result.requests += 1
         refused: list[tuple[Doc, str]] = []
-        retryable = 0
+        retry_statuses: set[int] = set()
         for doc, item in zip(docs, items, strict=True):
             status = item.get("status", 500)
             if status in (200, 201):
@@ -83,15 +85,17 @@ class BulkWriter:
             elif status == 409:
                 result.duplicates += 1
             elif status >= 500 or status in _RETRYABLE_ITEM_STATUSES:
-                retryable += 1
+                retry_statuses.add(status)
                 result.errors.append(_error_type(item))
             else:
                 refused.append((doc, _reason(item)))
-        if retryable:
+        if retry_statuses:
             log.warning(
                 "bulk items failed, asking the agent to retry",
-                extra={"failed": retryable, "error_types": sorted(set(result.errors))},
+                extra={"failed": len(result.errors), "error_types": sorted(set(result.errors))},
             )
+            if retry_statuses == {429}:
+                raise Throttled("Storage is busy, slow down and try again later")
             raise StorageUnavailable("Storage refused part of the batch, try again later")
         if refused:
             qdocs = [_quarantine(d, reason) for d, reason in refused]

@@ -1,0 +1,78 @@
+"""How per-item bulk outcomes map to answers. Uses recorded Elasticsearch bulk response
+shapes in a minimal stand-in client (the failure statuses 429/503 cannot be provoked on
+demand on the real node; the 201/409/400 paths are exercised against it in
+tests/integration)."""
+
+import pytest
+
+from flock_gateway.documents import Doc
+from flock_gateway.errors import StorageUnavailable, Throttled
+from flock_gateway.storage.results import BulkWriter
+
+
+class RecordedBulk:
+    def __init__(self, *responses):
+        self.responses = list(responses)
+        self.calls = []
+
+    def bulk(self, operations, refresh):
+        self.calls.append(operations)
+        return self.responses.pop(0)
+
+
+def item(status, error_type=None):
+    out = {"create": {"_index": "i", "_id": "x", "status": status}}
+    if error_type:
+        out["create"]["error"] = {"type": error_type, "reason": "r"}
+    return out
+
+
+def docs(n):
+    flock = {"username": "h", "name": "", "source": "flock-agent", "received_at": "t"}
+    return [Doc("i", str(i), {"name": "q", "x": i, "flock": dict(flock)}) for i in range(n)]
+
+
+def test_created_and_duplicates_count_as_stored():
+    client = RecordedBulk({"errors": True, "items": [item(201), item(409, "version_conflict")]})
+    result = BulkWriter(client).write(docs(2))
+    assert (result.created, result.duplicates, result.stored) == (1, 1, 2)
+    assert len(client.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("statuses", "error"),
+    [
+        ([201, 429], Throttled),
+        ([429, 429], Throttled),
+        ([201, 503], StorageUnavailable),
+        ([429, 500], StorageUnavailable),
+        ([201, 403], StorageUnavailable),
+        ([404, 201], StorageUnavailable),
+    ],
+)
+def test_retryable_failures(statuses, error):
+    client = RecordedBulk({"errors": True, "items": [item(s, "e") for s in statuses]})
+    with pytest.raises(error):
+        BulkWriter(client).write(docs(len(statuses)))
+
+
+def test_mapping_refusals_are_quarantined_in_a_second_request():
+    client = RecordedBulk(
+        {"errors": True, "items": [item(201), item(400, "document_parsing_exception")]},
+        {"errors": False, "items": [item(201)]},
+    )
+    result = BulkWriter(client).write(docs(2))
+    assert (result.created, result.quarantined, result.requests) == (1, 1, 2)
+    (meta, source) = client.calls[1]
+    assert meta == {"create": {"_index": "i", "_id": "1"}}
+    assert source["flock"]["raw"] == {"name": "q", "x": 1}
+    assert source["flock"]["quarantine_reason"].startswith("document_parsing_exception")
+
+
+def test_failed_quarantine_is_503():
+    client = RecordedBulk(
+        {"errors": True, "items": [item(400, "document_parsing_exception")]},
+        {"errors": True, "items": [item(400, "document_parsing_exception")]},
+    )
+    with pytest.raises(StorageUnavailable):
+        BulkWriter(client).write(docs(1))
