@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Builds (once, cached) a tarball of a real Elasticsearch node from Maven Central jars.
-# Last stdout line: the absolute path of elasticsearch-node-<ver>-<hash>.tar.gz; all else on stderr.
-# The hash covers every input of the recipe, so changing any of them rebuilds.
-# Needs: bash, mvn, a JDK 17+ (javac/jar: JAVA_HOME or PATH), tar, flock, sha256sum.
+#
+#   build.sh                   plain node (no x-pack): elasticsearch-node-<ver>-<hash>.tar.gz
+#   build.sh --with-security   plus x-pack-core + x-pack-security: elasticsearch-node-security-<ver>-<hash>.tar.gz
+#
+# Last stdout line: the absolute tarball path; everything else goes to stderr.
+# The hash covers every input of the recipe (and the flavour), so changing any of them rebuilds.
+# Needs: bash, mvn, a JDK 17+ (javac/jar: JAVA_HOME or PATH), tar, unzip, flock, sha256sum.
 set -euo pipefail
 
 ES_VERSION=8.19.21
@@ -10,10 +14,16 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${FLOCK_CACHE:-$HOME/.cache/flock}/elasticsearch-node
 MVN_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 
+case "${1:-}" in
+  "") flavour=plain; name=elasticsearch-node ;;
+  --with-security) flavour=security; name=elasticsearch-node-security ;;
+  *) echo "usage: $0 [--with-security]" >&2; exit 64 ;;
+esac
+
 cd "$HERE"
-hash=$( { for f in build.sh pom.xml $(find launcher dist -type f | LC_ALL=C sort); do
+hash=$( { echo "$flavour"; for f in build.sh pom.xml $(find launcher dist xpack -type f | LC_ALL=C sort); do
             printf '%s\0' "$f"; sha256sum < "$f"; done; } | sha256sum | cut -c1-12)
-artifact="$CACHE/elasticsearch-node-$ES_VERSION-$hash.tar.gz"
+artifact="$CACHE/$name-$ES_VERSION-$hash.tar.gz"
 
 mkdir -p "$CACHE"
 # Parallel callers (several Molecule scenarios) wait for one build instead of racing.
@@ -24,44 +34,81 @@ if [ -f "$artifact" ]; then
   exit 0
 fi
 
-echo "building Elasticsearch $ES_VERSION node from Maven Central (first run only, ~1-2 min)" >&2
+echo "building Elasticsearch $ES_VERSION node ($flavour) from Maven Central (first run only, ~1-2 min)" >&2
 if [ -n "${JAVA_HOME:-}" ]; then JDK_BIN="$JAVA_HOME/bin/"; else JDK_BIN=""; fi
 work=$(mktemp -d "$CACHE/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 home="$work/elasticsearch-$ES_VERSION"
-mkdir -p "$home"/{lib/entitlement-bridge,lib/entitlement-agent,lib/launcher,lib/tools/ansi-console,modules/transport-netty4,modules/flock-rest-root,plugins,logs}
+mkdir -p "$home"/{lib/entitlement-bridge,lib/entitlement-agent,lib/launcher,lib/tools/ansi-console} \
+  "$home"/{modules/transport-netty4,modules/flock-rest-root,plugins,logs}
 
-# Quiet unless it fails (mvn 3.8 -q still prints colour codes), then show its log.
-if ! mvn -q -B -Dstyle.color=never -f "$HERE/pom.xml" "$MVN_PLUGIN:copy-dependencies" \
-  -DincludeScope=runtime -DoutputDirectory="$work/jars" > "$work/mvn.log" 2>&1; then
-  cat "$work/mvn.log" >&2
-  echo "build.sh: mvn failed (Maven Central reachable? https://repo1.maven.org/maven2)" >&2
-  exit 1
-fi
+# fetch <pom> <dir>: the pom's runtime dependency jars. Quiet unless it fails (mvn 3.8 -q still
+# prints colour codes), then show its log.
+fetch() {
+  if ! mvn -q -B -Dstyle.color=never -f "$1" "$MVN_PLUGIN:copy-dependencies" \
+    -DincludeScope=runtime -DoutputDirectory="$2" > "$work/mvn.log" 2>&1; then
+    cat "$work/mvn.log" >&2
+    echo "build.sh: mvn failed (Maven Central reachable? https://repo1.maven.org/maven2)" >&2
+    exit 1
+  fi
+}
+# artifact name of a jar file: netty-codec-4.1.135.Final.jar -> netty-codec
+jar_name() { basename "$1" | sed -E 's/-[0-9][A-Za-z0-9._-]*\.jar$//'; }
+# module_files <module>: Elastic ships each module's descriptor and entitlement policy inside its
+# jar; the plugin loader reads them from the module directory.
+module_files() {
+  for f in plugin-descriptor.properties entitlement-policy.yaml; do
+    unzip -p "$home/modules/$1/$1-$ES_VERSION.jar" "META-INF/es-plugins/$1/$f" > "$home/modules/$1/$f"
+  done
+}
 
-# Same split as Elastic's distribution: netty and the transport module live in modules/
-# (loaded by the plugin class loader, not on the server's module path); the bridge is patched
-# into java.base by bin/elasticsearch; everything else is the server's lib/.
+fetch "$HERE/pom.xml" "$work/jars"
+# Same split as Elastic's distribution: netty, the transport module and ssl-config live in
+# modules/ (own module layer; x-pack-core brings its own ssl-config and a copy in lib/ would be
+# jar hell); the bridge is patched into java.base by bin/elasticsearch; the rest is lib/.
 for jar in "$work"/jars/*.jar; do
   case "$(basename "$jar")" in
-    netty-*|transport-netty4-*) mv "$jar" "$home/modules/transport-netty4/" ;;
+    netty-*|transport-netty4-*|elasticsearch-ssl-config-*) mv "$jar" "$home/modules/transport-netty4/" ;;
     elasticsearch-entitlement-bridge-*) mv "$jar" "$home/lib/entitlement-bridge/" ;;
     *) mv "$jar" "$home/lib/" ;;
   esac
 done
+module_files transport-netty4
 # Patch-module ignores module-info.class (with a warning on every start), so drop it.
 (cd "$work" && mkdir bridge && cd bridge && "${JDK_BIN}jar" -xf "$home"/lib/entitlement-bridge/*.jar \
   && rm module-info.class && "${JDK_BIN}jar" --create --file "$(echo "$home"/lib/entitlement-bridge/*.jar)" \
   --manifest META-INF/MANIFEST.MF -C . org META-INF/LICENSE.txt META-INF/NOTICE.txt)
-# Elastic ships the module's descriptor and entitlement policy inside the jar; the plugin loader
-# reads them from the module directory.
-for f in plugin-descriptor.properties entitlement-policy.yaml; do
-  unzip -p "$home/modules/transport-netty4/transport-netty4-$ES_VERSION.jar" \
-    "META-INF/es-plugins/transport-netty4/$f" > "$home/modules/transport-netty4/$f"
-done
+
+if [ "$flavour" = security ]; then
+  fetch "$HERE/xpack/core-pom.xml" "$work/xcore"
+  fetch "$HERE/xpack/security-pom.xml" "$work/xsec"
+  mkdir -p "$home/modules/x-pack-core" "$home/modules/x-pack-security"
+  in_lib=$(for j in "$home"/lib/*.jar; do jar_name "$j"; done)
+  # x-pack-core: its jars minus what the server's lib/ already has (jar hell otherwise).
+  for jar in "$work"/xcore/*.jar; do
+    grep -qx "$(jar_name "$jar")" <<< "$in_lib" || cp "$jar" "$home/modules/x-pack-core/"
+  done
+  in_core=$(for j in "$home"/modules/x-pack-core/*.jar; do jar_name "$j"; done)
+  # x-pack-security extends x-pack-core (parent layer): only what neither has. It keeps its own
+  # transport-netty4 + netty copies, as in Elastic's distribution (sibling modules are invisible).
+  for jar in "$work"/xsec/*.jar; do
+    n=$(jar_name "$jar")
+    case "$n" in
+      # same module as jakarta.activation (which contains the API), and two builds of jcip
+      jakarta.activation-api) continue ;;
+      jcip-annotations) [ -e "$home"/modules/x-pack-security/jcip-annotations-*.jar ] && continue ;;
+    esac
+    grep -qx "$n" <<< "$in_lib" && continue
+    grep -qx "$n" <<< "$in_core" && continue
+    cp "$jar" "$home/modules/x-pack-security/"
+  done
+  module_files x-pack-core
+  module_files x-pack-security
+fi
 
 # Our small Java parts, none of which Elastic publishes on Maven Central (see README).
-"${JDK_BIN}javac" --release 17 -nowarn -d "$work/classes" -cp "$home/lib/*" $(find launcher/src -name "*.java")
+"${JDK_BIN}javac" --release 17 -nowarn -d "$work/classes" -cp "$home/lib/*:$home/modules/transport-netty4/*" \
+  $(find launcher/src -name "*.java")
 printf 'Agent-Class: org.flock.esnode.EntitlementAgent\nCan-Redefine-Classes: true\nCan-Retransform-Classes: true\n' \
   > "$work/agent.mf"
 "${JDK_BIN}jar" --create --file "$home/lib/entitlement-agent/flock-entitlement-agent.jar" --manifest "$work/agent.mf" \
@@ -69,15 +116,8 @@ printf 'Agent-Class: org.flock.esnode.EntitlementAgent\nCan-Redefine-Classes: tr
 "${JDK_BIN}jar" --create --file "$home/lib/launcher/flock-es-launcher.jar" \
   -C "$work/classes" org/flock/esnode/Launcher.class -C "$work/classes" 'org/flock/esnode/Launcher$NeverEndingInput.class' \
   -C "$work/classes" 'org/flock/esnode/Launcher$MarkerFilter.class'
-
 "${JDK_BIN}jar" --create --file "$home/lib/tools/ansi-console/flock-ansi-console.jar" \
   -C "$work/classes" org/elasticsearch/io/ansi/AnsiConsoleLoader.class
-
-# Elastic bundles libzstd here (not on Maven Central). On Java 21+ ES's native access layer loads it
-# from this path and, without it, disables all native calls (seccomp, rlimit checks). The system
-# libzstd1 (a dependency of dpkg, so present on every Debian/Ubuntu) is the same library.
-mkdir -p "$home/lib/platform/linux-x64"
-ln -s /usr/lib/x86_64-linux-gnu/libzstd.so.1 "$home/lib/platform/linux-x64/libzstd.so"
 
 # GET / (our re-implementation of Elastic's rest-root module, see README), loaded like any module.
 "${JDK_BIN}jar" --create --file "$home/modules/flock-rest-root/flock-rest-root.jar" \
@@ -90,6 +130,12 @@ classname=org.flock.esnode.restroot.FlockRestRootPlugin
 java.version=17
 elasticsearch.version=$ES_VERSION
 EOF
+
+# Elastic bundles libzstd here (not on Maven Central). On Java 21+ ES's native access layer loads it
+# from this path and, without it, disables all native calls (seccomp, rlimit checks). The system
+# libzstd1 (a dependency of dpkg, so present on every Debian/Ubuntu) is the same library.
+mkdir -p "$home/lib/platform/linux-x64"
+ln -s /usr/lib/x86_64-linux-gnu/libzstd.so.1 "$home/lib/platform/linux-x64/libzstd.so"
 
 cp -R dist/bin dist/config "$home/"
 rm -f "$home/config/jvm.options.d/.keep"
