@@ -9,6 +9,9 @@ import testinfra
 import yaml
 
 NODES = ["elasticsearch-cluster-1", "elasticsearch-cluster-2", "elasticsearch-cluster-3"]
+# The nodes share one network namespace and talk over loopback (see ../create.yml).
+HTTP_PORT = {name: 9200 + i for i, name in enumerate(NODES)}
+TRANSPORT_PORT = {name: 9300 + i for i, name in enumerate(NODES)}
 # Cross-node checks run once, from the first node; each node is reached through Ansible.
 testinfra_hosts = [f"ansible://{NODES[0]}"]
 
@@ -20,7 +23,9 @@ def node(name):
 
 
 def es_get(host, path, name=NODES[0]):
-    out = host.check_output("curl -sS --fail-with-body --max-time 70 http://%s:9200%s", name, path)
+    out = host.check_output(
+        "curl -sS --fail-with-body --max-time 70 http://127.0.0.1:%s%s", HTTP_PORT[name], path
+    )
     return json.loads(out)
 
 
@@ -53,7 +58,10 @@ def test_config_after_formation(name):
         node(name).file("/etc/elasticsearch/elasticsearch.yml").content_string
     )
     assert settings["node.name"] == name
-    assert sorted(settings["discovery.seed_hosts"]) == [f"{n}:9300" for n in NODES]
+    assert settings["http.port"] == HTTP_PORT[name]
+    assert settings["transport.port"] == TRANSPORT_PORT[name]
+    # Every node of the inventory group, with that node's own transport port.
+    assert settings["discovery.seed_hosts"] == [f"127.0.0.1:{TRANSPORT_PORT[n]}" for n in NODES]
     # Rendered for the first start only; gone once the cluster formed.
     assert "cluster.initial_master_nodes" not in settings
 
