@@ -123,3 +123,30 @@ def test_tls_handshake_between_hosts(host, name):
     )
     assert cli.rc == 0, cli.stderr
     assert "Verification: OK" in cli.stderr + cli.stdout
+
+
+BYO = "/etc/flock/pki-byo"
+
+
+def test_byo_ca_is_installed_and_used(host, name):
+    # side_effect: pki_ca_cert_path/pki_ca_key_path = an operator CA
+    assert host.file(f"{BYO}/ca.crt").content == host.file("/root/operator-ca.crt").content
+    cmd = host.run("openssl verify -CAfile /root/operator-ca.crt %s/%s.crt", BYO, name)
+    assert cmd.rc == 0, cmd.stderr
+    # the private CA did not sign it
+    assert host.run("openssl verify -CAfile %s/ca.crt %s/%s.crt", PKI, BYO, name).rc != 0
+
+
+def test_byo_host_certificate_copied_as_given(host, name):
+    subject = host.check_output("openssl x509 -noout -subject -in %s/%s.crt", BYO, name)
+    if name == "pki-node2":  # pki_cert_path/pki_key_path: the operator's own certificate
+        assert "CN = gateway.example.test" in subject
+    else:  # issued by the role with the operator's CA
+        assert f"CN = {name}" in subject
+    cert_pub = host.check_output("openssl x509 -noout -pubkey -in %s/%s.crt", BYO, name)
+    key_pub = host.check_output("openssl pkey -pubout -in %s/%s.key", BYO, name)
+    assert cert_pub == key_pub
+
+
+def test_mismatched_pair_left_nothing_behind(host):
+    assert not host.file("/etc/flock/pki-mismatch").exists
