@@ -14,7 +14,7 @@
 # is non-zero if any failed. Wall times are printed at the end.
 #
 # Environment:
-#   FLOCK_VENV        venv with the pinned tools (default <repo>/.venv)
+#   FLOCK_VENV        venv with the pinned tools (default <repo>/.venv, made by scripts/bootstrap.sh)
 #   FLOCK_CACHE       artifact cache (default ~/.cache/flock)
 #   FLOCK_BASE_IMAGE  use this image instead of building/looking up the base image
 #   FLOCK_BASE_IMAGE_UBUNTU  same for the Ubuntu 24.04 image (built only when a
@@ -32,10 +32,6 @@ die() { log "ERROR: $*"; exit 2; }
 [ $# -ge 1 ] || die "usage: $0 <scenario> [<scenario>...]"
 
 VENV=${FLOCK_VENV:-$ROOT/.venv}
-if [ ! -x "$VENV/bin/molecule" ] && [ -z "${FLOCK_VENV:-}" ] && [ -x /tmp/tv/bin/molecule ]; then
-    log "no $VENV yet; using the pinned tools in /tmp/tv"
-    VENV=/tmp/tv
-fi
 [ -x "$VENV/bin/molecule" ] || die "molecule not found in $VENV (run scripts/bootstrap.sh or set FLOCK_VENV)"
 export PATH="$VENV/bin:$PATH"
 
