@@ -417,14 +417,25 @@ def check_fields(objs, template):
     return problems
 
 
+def index_name(kind, day):
+    """The index the gateway writes a row of ``day`` to: its own function when installed
+    (``flock_gateway.documents.daily_index``), else the data contract's spelling."""
+    try:
+        from flock_gateway.documents import daily_index
+    except ImportError:
+        return f"flock-{kind}-{day:%Y.%m.%d}"
+    return daily_index("flock", kind, day)
+
+
 def check_data_view(objs, template):
     problems = []
     views = [o for o in objs if o.get("type") == "index-pattern"]
     if not views:
         return ["no data view (index-pattern) in the file"]
-    day = dt.datetime.now(dt.UTC)
-    written = [f"flock-results-{d:%Y.%m.%d}" for d in (day, dt.datetime(2026, 1, 9))]
-    not_results = ["flock-agent-logs-2026.01.09", "flock-status-2026.01.09", "flock-agents"]
+    days = (dt.datetime.now(dt.UTC), dt.datetime(2026, 1, 9, tzinfo=dt.UTC))
+    written = [index_name("results", d) for d in days]
+    not_results = [index_name(kind, days[1]) for kind in ("agent-logs", "status")]
+    not_results.append("flock-agents")
     for view in views:
         attrs = view["attributes"]
         patterns = attrs["title"].split(",")
