@@ -138,9 +138,7 @@ def test_submitted_rows_land_in_elasticsearch_with_timestamp(laptop, es, registe
 
 def test_wrong_token_is_refused(laptop, registered):
     username, _ = registered
-    status, body = _curl(
-        laptop, "-u", f"{username}:not-the-token", f"{GATEWAY_URL}/ping"
-    )
+    status, body = _curl(laptop, "-u", f"{username}:not-the-token", f"{GATEWAY_URL}/ping")
     assert status == 401
     assert body["error"] is True
 
