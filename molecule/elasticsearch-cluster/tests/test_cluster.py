@@ -24,7 +24,7 @@ def node(name):
 
 def es_get(host, path, name=NODES[0]):
     out = host.check_output(
-        "curl -sS --fail-with-body --max-time 70 http://127.0.0.1:%s%s", HTTP_PORT[name], path
+        "curl -sS --fail-with-body --max-time 70 http://127.0.0.1:%s%s", str(HTTP_PORT[name]), path
     )
     return json.loads(out)
 
