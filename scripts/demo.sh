@@ -7,7 +7,6 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 inventory=inventory/local
-state=$inventory/.state
 export PATH="$repo/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$repo/ansible.cfg"
 
@@ -35,7 +34,7 @@ up() {
 }
 
 print_usage() {
-  local ca=$state/pki/ca.crt
+  local ca=$inventory/.pki/ca.crt  # the pki role's CA on the controller
   cat <<MSG
 
 Flock demo is up (containers: $(docker ps --filter name=flock-demo- --format '{{.Names}}' | sort | tr '\n' ' '))
@@ -50,15 +49,15 @@ Register a laptop and submit a row:
   token=\$(curl -s --cacert $ca -d username=demo-laptop https://127.0.0.1:8443/register | python3 -c 'import json,sys; print(json.load(sys.stdin)["auth_token"])')
   curl -s --cacert $ca -u demo-laptop:\$token -H 'Content-Type: application/json' \\
        -d '{"host_uuid": "demo-laptop", "other_arbitrary_data": "goes here"}' https://127.0.0.1:8443/submit
-  curl -s 'http://127.0.0.1:9200/flock-results-*/_search?q=flock.username:demo-laptop&pretty'
+  sleep 5; curl -s 'http://127.0.0.1:9200/flock-results-*/_search?q=flock.username:demo-laptop&pretty'   # searchable within the 5 s refresh
 (Registering the same username twice is refused; pick another name on the second try.)
 MSG
 }
 
 down() {
-  step "removing the demo containers, network and state"
+  step "removing the demo containers, network, CA and generated credentials"
   ansible-playbook -i "$inventory" playbooks/local-containers.yml -e flock_demo_state=absent
-  rm -rf "$state"
+  rm -rf "$inventory/.pki" "$inventory/.credentials"
 }
 
 case ${1:-up} in

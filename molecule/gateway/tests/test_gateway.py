@@ -171,13 +171,19 @@ def test_serves_our_certificate(es, gw):
     out = es.check_output(
         "openssl s_client -connect %s:%s -servername %s -CAfile %s -verify_return_error "
         "-verify_hostname %s </dev/null 2>&1",
-        GATEWAY, str(PORT), GATEWAY, CA, GATEWAY,
+        GATEWAY,
+        str(PORT),
+        GATEWAY,
+        CA,
+        GATEWAY,
     )
     assert "Verify return code: 0 (ok)" in out
     served = es.check_output(
         "openssl s_client -connect %s:%s -servername %s </dev/null 2>/dev/null "
         "| openssl x509 -noout -fingerprint -sha256",
-        GATEWAY, str(PORT), GATEWAY,
+        GATEWAY,
+        str(PORT),
+        GATEWAY,
     )
     expected = gw.check_output(
         "openssl x509 -noout -fingerprint -sha256 -in /etc/flock/pki/%s.crt", GATEWAY
@@ -225,9 +231,15 @@ def test_only_the_tls_port_listens(gw):
 def agent(es, enroll_secret):
     username = "molecule-" + uuid.uuid4().hex[:12]
     rc, body, status = _curl(
-        es, "--cacert", CA, "-H", "Content-Type: application/json",
-        "-H", f"X-Flock-Enroll-Secret: {enroll_secret}",
-        "--data", json.dumps({"username": username, "name": "Molecule laptop"}),
+        es,
+        "--cacert",
+        CA,
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        f"X-Flock-Enroll-Secret: {enroll_secret}",
+        "--data",
+        json.dumps({"username": username, "name": "Molecule laptop"}),
         _url("/register"),
     )
     assert rc == 0, body
@@ -273,8 +285,16 @@ def test_submit_lands_in_elasticsearch(es, agent):
         for i in range(3)
     ]
     rc, body, status = _curl(
-        es, "--cacert", CA, "-u", f"{username}:{token}",
-        "-H", "Content-Type: application/json", "--data", json.dumps(rows), _url("/submit"),
+        es,
+        "--cacert",
+        CA,
+        "-u",
+        f"{username}:{token}",
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        json.dumps(rows),
+        _url("/submit"),
     )
     assert (rc, status) == (0, "200"), body
     assert json.loads(body)["processed_count"] == 3
@@ -344,7 +364,9 @@ def test_upgrade_restarted_exactly_once(gw):
     until = _rollback_epoch(gw)
     entries = gw.check_output(
         "journalctl --no-pager -o json --since @%s --until @%s -u %s",
-        before["Epoch"], until, UNIT,
+        before["Epoch"],
+        until,
+        UNIT,
     ).splitlines()
     invocations = set()
     for line in entries:

@@ -36,8 +36,16 @@ import tempfile
 from pathlib import Path
 
 IGNORE = shutil.ignore_patterns(
-    ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache",
-    "tests", "bench", "*.pyc",
+    ".venv",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    "tests",
+    "bench",
+    "*.pyc",
 )
 WHEEL_RE = re.compile(r"^flock_gateway-([^-]+)-.*\.whl$")
 
@@ -121,8 +129,16 @@ def _build(source: Path, out: Path, suffix: str, constraints: str) -> tuple[dict
                 raise SystemExit(f"{pyproject}: no version line to suffix")
             pyproject.write_text(text, encoding="utf-8")
         wheels = Path(tmp) / "wheels"
-        cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-               "--wheel-dir", str(wheels)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--wheel-dir",
+            str(wheels),
+        ]
         if constraints:
             cmd += ["--constraint", constraints]
         cmd.append(str(src))
@@ -170,8 +186,9 @@ def main() -> int:
             raise SystemExit(f"gateway source {args.source} has no pyproject.toml")
         if args.version_suffix and not re.fullmatch(r"[A-Za-z0-9.+]+", args.version_suffix):
             raise SystemExit("version suffix: letters, digits, '.' and '+' only")
-        info, changed = build(args.source.resolve(), args.out, args.version_suffix,
-                              args.constraints)
+        info, changed = build(
+            args.source.resolve(), args.out, args.version_suffix, args.constraints
+        )
     info["archive"] = str(write_archive(args.out))
     info["changed"] = changed
     info["python"] = f"{sys.version_info.major}.{sys.version_info.minor}"
