@@ -22,13 +22,11 @@ import base64
 import contextlib
 import gzip
 import http.client
-import importlib.util
 import json
 import os
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -50,21 +48,12 @@ TESTNODE = REPO / "molecule" / "resources" / "elasticsearch-node" / "testnode.py
 
 @contextlib.contextmanager
 def es_node() -> Iterator[str]:
-    url = os.environ.get("FLOCK_ES_URL")
-    if url:
-        yield url.rstrip("/")
-        return
-    spec = importlib.util.spec_from_file_location("flock_testnode", TESTNODE)
-    assert spec is not None
-    assert spec.loader is not None
-    testnode = importlib.util.module_from_spec(spec)
-    sys.modules["flock_testnode"] = testnode  # dataclasses need the module registered
-    spec.loader.exec_module(testnode)
-    with (
-        tempfile.TemporaryDirectory(prefix="flock-bench-es-") as tmp,
-        testnode.start_node(Path(tmp), heap="1g") as node,
-    ):
-        yield node.url
+    # testnode.py is a test resource, not a package: load it from its folder.
+    sys.path.insert(0, str(TESTNODE.parent))
+    import testnode
+
+    with testnode.node_url(heap="1g", prefix="flock-bench-es-") as url:
+        yield url
 
 
 def free_port() -> int:

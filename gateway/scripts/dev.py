@@ -9,12 +9,10 @@ HOST (default 127.0.0.1).
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,22 +28,13 @@ TESTNODE = REPO / "molecule" / "resources" / "elasticsearch-node" / "testnode.py
 
 @contextlib.contextmanager
 def es_url() -> Iterator[str]:
-    url = os.environ.get("FLOCK_ES_URL")
-    if url:
-        yield url.rstrip("/")
-        return
-    spec = importlib.util.spec_from_file_location("flock_testnode", TESTNODE)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"dev: cannot load {TESTNODE}")
-    testnode = importlib.util.module_from_spec(spec)
-    sys.modules["flock_testnode"] = testnode  # dataclasses need the module registered
-    spec.loader.exec_module(testnode)
+    # testnode.py is a test resource, not a package: load it from its folder.
+    sys.path.insert(0, str(TESTNODE.parent))
+    import testnode  # noqa: PLC0415
+
     print("starting the test Elasticsearch node (the first run builds it)...", file=sys.stderr)
-    with (
-        tempfile.TemporaryDirectory(prefix="flock-dev-es-") as tmp,
-        testnode.start_node(Path(tmp)) as node,
-    ):
-        yield node.url
+    with testnode.node_url(prefix="flock-dev-es-") as url:
+        yield url
 
 
 def main() -> int:

@@ -200,6 +200,20 @@ def start_node(workdir: Path, port: int | None = None, heap: str = "512m") -> It
         stop(proc)
 
 
+@contextlib.contextmanager
+def node_url(heap: str = "512m", prefix: str = "flock-es-") -> Iterator[str]:
+    """$FLOCK_ES_URL when set (a node already running), else a node in a temporary dir."""
+    url = os.environ.get("FLOCK_ES_URL")
+    if url:
+        yield url.rstrip("/")
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix=prefix) as tmp,
+        start_node(Path(tmp), heap=heap) as node,
+    ):
+        yield node.url.rstrip("/")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run a test Elasticsearch node in the foreground.")
     parser.add_argument("--port", type=int, help="HTTP port on 127.0.0.1 (default: a free one)")
