@@ -6,7 +6,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 venv="$repo/.venv"
 stamp="$venv/.flock-stamp"
 
-want=$({ cat "$repo/requirements/controller.txt"; cat "$repo/gateway/pyproject.toml" 2>/dev/null || true; } | sha256sum | cut -c1-16)
+want=$(cat "$repo/requirements/controller.txt" "$repo/gateway/pyproject.toml" "$repo/test-infra/pyproject.toml" | sha256sum | cut -c1-16)
 if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
   exit 0
 fi
@@ -15,7 +15,6 @@ echo ">>> bootstrap: installing controller tools into .venv (first run takes a f
 [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --upgrade pip wheel
 "$venv/bin/pip" install --quiet -r "$repo/requirements/controller.txt"
-if [[ -f $repo/gateway/pyproject.toml ]]; then
-  "$venv/bin/pip" install --quiet -e "$repo/gateway[test]"
-fi
+# Both editable: the gateway, and the test infrastructure its tests, bench and `make dev` import.
+"$venv/bin/pip" install --quiet -e "$repo/gateway[test]" -e "$repo/test-infra"
 echo "$want" > "$stamp"

@@ -19,11 +19,11 @@ up() {
   step "2/6 docker engine"
   scripts/ensure-docker.sh
   step "3/6 base image (debootstrap; first run only, a few minutes)"
-  FLOCK_BASE_IMAGE=$(molecule/resources/images/build.sh | tail -n1)
+  FLOCK_BASE_IMAGE=$(test-infra/images/build.sh | tail -n1)
   export FLOCK_BASE_IMAGE
   step "4/6 offline artifacts: Elasticsearch node (Maven Central), Kibana API stand-in"
-  FLOCK_ES_ARTIFACT=$(molecule/resources/elasticsearch-node/build.sh | tail -n1)
-  FLOCK_KIBANA_ARTIFACT=$(molecule/resources/kibana-standin/build.sh | tail -n1)
+  FLOCK_ES_ARTIFACT=$(test-infra/elasticsearch-node/build.sh | tail -n1)
+  FLOCK_KIBANA_ARTIFACT=$(test-infra/kibana-standin/build.sh | tail -n1)
   export FLOCK_ES_ARTIFACT FLOCK_KIBANA_ARTIFACT
   step "5/6 containers standing in for servers"
   ansible-playbook -i "$inventory" playbooks/local-containers.yml

@@ -4,9 +4,9 @@
 #   scripts/run-molecule.sh <scenario> [<scenario>...]
 #
 # For each run: makes sure docker runs (scripts/ensure-docker.sh), builds or finds
-# the base image (molecule/resources/images/build.sh) and exports FLOCK_BASE_IMAGE;
+# the base image (test-infra/images/build.sh) and exports FLOCK_BASE_IMAGE;
 # when a scenario's molecule.yml mentions FLOCK_ES_ARTIFACT, builds or finds the
-# Elasticsearch node tarball (molecule/resources/elasticsearch-node/build.sh) and
+# Elasticsearch node tarball (test-infra/elasticsearch-node/build.sh) and
 # exports FLOCK_ES_ARTIFACT; exports ANSIBLE_ROLES_PATH=<repo>/roles. A scenario
 # without molecule/<scenario>/tests/test_*.py fails before anything runs.
 # Then `molecule test -s <scenario>` (full sequence incl. idempotence and destroy).
@@ -45,7 +45,7 @@ done
 "$ROOT/scripts/ensure-docker.sh"
 
 if [ -z "${FLOCK_BASE_IMAGE:-}" ]; then
-    FLOCK_BASE_IMAGE=$("$ROOT/molecule/resources/images/build.sh" | tail -n 1)
+    FLOCK_BASE_IMAGE=$("$ROOT/test-infra/images/build.sh" | tail -n 1)
 fi
 docker image inspect "$FLOCK_BASE_IMAGE" >/dev/null 2>&1 || die "base image $FLOCK_BASE_IMAGE not found"
 export FLOCK_BASE_IMAGE
@@ -67,8 +67,8 @@ need_artifact() {  # need_artifact VAR BUILD_SCRIPT
     done
 }
 scenarios=("$@")
-need_artifact FLOCK_ES_ARTIFACT "$ROOT/molecule/resources/elasticsearch-node/build.sh"
-need_artifact FLOCK_KIBANA_ARTIFACT "$ROOT/molecule/resources/kibana-standin/build.sh"
+need_artifact FLOCK_ES_ARTIFACT "$ROOT/test-infra/elasticsearch-node/build.sh"
+need_artifact FLOCK_KIBANA_ARTIFACT "$ROOT/test-infra/kibana-standin/build.sh"
 
 export ANSIBLE_ROLES_PATH=$ROOT/roles
 export ANSIBLE_NOCOWS=1
@@ -81,8 +81,10 @@ for s in "$@"; do
     log "=== scenario $s ==="
     start=$(date +%s)
     rc=0
+    # One run per scenario on this machine at a time, whichever checkout starts it: the
+    # scenario's container names are fixed, so a second run would tear down the first's.
     # shellcheck disable=SC2086
-    molecule test -s "$s" ${MOLECULE_OPTS:-} || rc=$?
+    flock "/tmp/flock-molecule-$s.lock" molecule test -s "$s" ${MOLECULE_OPTS:-} || rc=$?
     secs=$(( $(date +%s) - start ))
     if [ "$rc" -eq 0 ]; then st=passed; else st="FAILED (rc=$rc)"; failed=1; fi
     mins=$((secs / 60))

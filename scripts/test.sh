@@ -28,7 +28,8 @@ step "3/5 docker engine"
 timed docker scripts/ensure-docker.sh
 
 step "4/5 pytest: gateway unit + integration (real Elasticsearch node), dashboards"
-timed pytest python -m pytest -q gateway/tests tests
+# Each test sits with what it tests: the gateway, the dashboards, the Kibana stand-in.
+timed pytest python -m pytest -q gateway/tests dashboards/tests test-infra/kibana-standin/tests
 
 step "5/5 molecule scenarios"
 # Dependency order first; any scenario added later runs after these.

@@ -32,28 +32,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 from elasticsearch import Elasticsearch
+from flock_testinfra.esnode import node_url
 
 from flock_gateway.documents import DocumentBuilder, Tag
 from flock_gateway.storage.names import IndexNames
 from flock_gateway.storage.templates import setup_storage
 
-REPO = Path(__file__).resolve().parents[2]
 ENROLL_SECRET = "bench-enroll-secret-0123456789"  # noqa: S105 - throwaway test value
 OSQUERY_QUERY = "installed_applications"  # a query name from the reviewed schedule
-TESTNODE = REPO / "molecule" / "resources" / "elasticsearch-node" / "testnode.py"
-
-
-@contextlib.contextmanager
-def es_node() -> Iterator[str]:
-    # testnode.py is a test resource, not a package: load it from its folder.
-    sys.path.insert(0, str(TESTNODE.parent))
-    import testnode
-
-    with testnode.node_url(heap="1g", prefix="flock-bench-es-") as url:
-        yield url
 
 
 def free_port() -> int:
@@ -168,7 +156,7 @@ def main() -> int:
 
     prefix = "bench" + uuid.uuid4().hex[:8]
     host = "bench-host"
-    with es_node() as es_url:
+    with node_url(heap="1g", prefix="flock-bench-es-") as es_url:
         es = Elasticsearch(es_url, request_timeout=60)
         setup_storage(es, IndexNames(prefix))
         try:

@@ -14,7 +14,8 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
-from pathlib import Path
+
+from flock_testinfra.esnode import node_url
 
 from flock_gateway.app import create_app
 from flock_gateway.config import load_config
@@ -22,18 +23,10 @@ from flock_gateway.storage.client import make_client
 from flock_gateway.storage.names import IndexNames
 from flock_gateway.storage.templates import setup_storage
 
-REPO = Path(__file__).resolve().parents[2]
-TESTNODE = REPO / "molecule" / "resources" / "elasticsearch-node" / "testnode.py"
-
-
 @contextlib.contextmanager
 def es_url() -> Iterator[str]:
-    # testnode.py is a test resource, not a package: load it from its folder.
-    sys.path.insert(0, str(TESTNODE.parent))
-    import testnode  # noqa: PLC0415
-
     print("starting the test Elasticsearch node (the first run builds it)...", file=sys.stderr)
-    with testnode.node_url(prefix="flock-dev-es-") as url:
+    with node_url(prefix="flock-dev-es-") as url:
         yield url
 
 

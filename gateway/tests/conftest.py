@@ -2,25 +2,21 @@
 
 Integration tests (tests/integration, marker ``integration``) talk to a real
 Elasticsearch node: the one at $FLOCK_ES_URL if set, else one started for the session
-by molecule/resources/elasticsearch-node/testnode.py (built once from Maven Central
+by flock_testinfra.esnode (test-infra/; built once from Maven Central
 artifacts into the cache, started on a free port, stopped at the end).
 Each test gets its own index prefix, so tests never see each other's data.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
+from flock_testinfra.esnode import start_node
 
-REPO = Path(__file__).resolve().parents[2]
-TESTNODE = REPO / "molecule" / "resources" / "elasticsearch-node" / "testnode.py"
 
 
 def pytest_configure(config):
@@ -37,26 +33,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.integration)
 
 
-def _load_testnode():
-    spec = importlib.util.spec_from_file_location("flock_testnode", TESTNODE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["flock_testnode"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def es_url(tmp_path_factory) -> Iterator[str]:
     url = os.environ.get("FLOCK_ES_URL")
     if url:
         yield url.rstrip("/")
         return
-    if not TESTNODE.is_file():
-        pytest.fail(f"no Elasticsearch test node: {TESTNODE} is missing and FLOCK_ES_URL is unset")
-    testnode = _load_testnode()
-    with testnode.start_node(tmp_path_factory.mktemp("es-node")) as node:
+    with start_node(tmp_path_factory.mktemp("es-node")) as node:
         yield node.url.rstrip("/")
 
 

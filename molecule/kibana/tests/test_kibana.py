@@ -1,7 +1,7 @@
 """Verify the kibana role on a systemd container running the Kibana API STAND-IN.
 
 Kibana cannot be downloaded on our build machines, so the role's archive method installs
-molecule/resources/kibana-standin's tarball (kibana-<version>/bin/kibana, NOT Kibana).
+test-infra/kibana-standin's tarball (kibana-<version>/bin/kibana, NOT Kibana).
 What this proves about the role: the unit and service account, TLS served with the pki
 certificate, kibana.yml rendered with the cluster's hosts and CA and the controller's
 encryption keys, and the dashboards imported once (converge), not again (idempotence and
@@ -25,7 +25,7 @@ PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).paren
 KIBANA = "kibana-kb1"
 URL = f"https://{KIBANA}:5601"
 CA = "/etc/flock/pki/ca.crt"
-NDJSON = PROJECT / "files/kibana/flock-dashboards.ndjson"
+NDJSON = PROJECT / "dashboards/flock-dashboards.ndjson"
 CHANGED_NDJSON = EPHEMERAL / "flock-dashboards-changed.ndjson"
 
 testinfra_hosts = [f"ansible://{KIBANA}?ansible_inventory={INVENTORY}"]

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Generate ``flock-dashboards.ndjson``: the Flock Kibana 8 saved objects.
 
-Run ``python3 files/kibana/build_dashboards.py`` after editing this file; it
+Run ``python3 dashboards/build_dashboards.py`` after editing this file; it
 rewrites the ndjson beside it. ``--check`` exits 1 if the committed ndjson is
-out of date (tests/dashboards/test_dashboards.py does the same check).
+out of date (dashboards/tests/test_dashboards.py does the same check).
 
 What it produces (all ids are stable, so re-imports with ``overwrite=true``
 replace the same objects):

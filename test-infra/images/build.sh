@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build (once) the systemd base image used by every Molecule scenario.
 #
-#   molecule/resources/images/build.sh [IMAGE]
+#   test-infra/images/build.sh [IMAGE]
 #       IMAGE: debian-bookworm (default) | ubuntu-noble
 #
 # Recipe: <this dir>/<IMAGE>/recipe.env (+ sources.list) and setup-rootfs.sh.

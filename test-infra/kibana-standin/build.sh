@@ -4,7 +4,7 @@
 # $KBN_PATH_CONF/kibana.yml) that contains the Kibana HTTP API STAND-IN, not Kibana.
 # Cached by content in ${FLOCK_CACHE:-$HOME/.cache/flock}/kibana-standin/.
 # Prints the tarball's absolute path as the last line of stdout.
-#   KIBANA_STANDIN_VERSION=8.19.21 molecule/resources/kibana-standin/build.sh
+#   KIBANA_STANDIN_VERSION=8.19.21 test-infra/kibana-standin/build.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 version=${KIBANA_STANDIN_VERSION:-8.19.21}

@@ -1,4 +1,4 @@
-"""The Kibana stand-in (molecule/resources/kibana-standin) behaves like Kibana where the role
+"""The Kibana stand-in (test-infra/kibana-standin) behaves like Kibana where the role
 touches it, and the Flock dashboards import through it cleanly.
 
 The stand-in is NOT Kibana; these tests pin the contract it shares with Kibana 8
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-STANDIN = ROOT / "molecule/resources/kibana-standin/kibana_standin.py"
-NDJSON = ROOT / "files/kibana/flock-dashboards.ndjson"
+ROOT = Path(__file__).resolve().parents[3]
+STANDIN = ROOT / "test-infra/kibana-standin/kibana_standin.py"
+NDJSON = ROOT / "dashboards/flock-dashboards.ndjson"
 
 
 def free_port():

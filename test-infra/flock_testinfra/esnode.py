@@ -1,10 +1,11 @@
-"""Run a throwaway single-node Elasticsearch (the Maven-built node from build.sh) for tests.
+"""Run a throwaway single-node Elasticsearch (the Maven-built node of
+test-infra/elasticsearch-node) for tests, the benchmark and ``make dev``.
 
-    from testnode import start_node
+    from flock_testinfra.esnode import start_node
     with start_node(tmp_path) as es:
         requests.get(es.url + "/_cluster/health")
 
-CLI: ``python testnode.py [--port N] [--heap 512m] [--workdir DIR]`` prints
+CLI: ``python -m flock_testinfra.esnode [--port N] [--heap 512m] [--workdir DIR]`` prints
 ``ES_URL=http://127.0.0.1:<port>`` once the node is ready and runs until Ctrl-C/SIGTERM.
 
 Env: FLOCK_ES_ARTIFACT (use this tarball instead of running build.sh), FLOCK_CACHE,
@@ -32,7 +33,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+# The node recipe (build.sh) sits beside this package in test-infra/.
+NODE_DIR = Path(__file__).resolve().parents[1] / "elasticsearch-node"
 ES_DIR_NAME = "elasticsearch-8.19.21"
 
 
@@ -61,7 +63,7 @@ def artifact() -> Path:
     if env:
         return Path(env).resolve()
     out = subprocess.run(
-        [str(HERE / "build.sh")], check=True, stdout=subprocess.PIPE, text=True
+        [str(NODE_DIR / "build.sh")], check=True, stdout=subprocess.PIPE, text=True
     ).stdout
     return Path(out.strip().splitlines()[-1])
 
