@@ -23,6 +23,7 @@ from flock_gateway.storage.client import make_client
 from flock_gateway.storage.names import IndexNames
 from flock_gateway.storage.templates import setup_storage
 
+
 @contextlib.contextmanager
 def es_url() -> Iterator[str]:
     print("starting the test Elasticsearch node (the first run builds it)...", file=sys.stderr)

@@ -18,7 +18,6 @@ from elasticsearch import Elasticsearch
 from flock_testinfra.esnode import start_node
 
 
-
 def pytest_configure(config):
     # registered here too, so the marker is known when pytest runs from the repo root
     config.addinivalue_line(

@@ -50,7 +50,7 @@ def write_config(tmp_path, port, **extra):
 
 
 def start(config, scheme="http", context=None):
-    proc = subprocess.Popen(  # noqa: S603 - our own script
+    proc = subprocess.Popen(
         [sys.executable, str(STANDIN), "--allow-root", "-c", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -193,7 +193,7 @@ def test_import_reports_missing_references_and_conflicts(standin):
 )
 def test_invalid_config_is_fatal_like_kibana(tmp_path, extra, message):
     config = write_config(tmp_path, free_port(), **extra)
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, str(STANDIN), "--allow-root", "-c", str(config)],
         capture_output=True,
         text=True,
@@ -208,7 +208,7 @@ def test_refuses_root_without_allow_root(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("only meaningful as root")
     config = write_config(tmp_path, free_port())
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, str(STANDIN), "-c", str(config)],
         capture_output=True,
         text=True,
@@ -223,7 +223,7 @@ def test_serves_tls_with_configured_certificate(tmp_path):
     if not openssl:
         pytest.skip("openssl CLI not installed")
     key, cert = tmp_path / "k.key", tmp_path / "k.crt"
-    subprocess.run(  # noqa: S603
+    subprocess.run(
         [
             openssl,
             "req",
