@@ -7,7 +7,9 @@
 # the base image (test-infra/images/build.sh) and exports FLOCK_BASE_IMAGE;
 # when a scenario's molecule.yml mentions FLOCK_ES_ARTIFACT, builds or finds the
 # Elasticsearch node tarball (test-infra/elasticsearch-node/build.sh) and
-# exports FLOCK_ES_ARTIFACT; exports ANSIBLE_ROLES_PATH=<repo>/roles. A scenario
+# exports FLOCK_ES_ARTIFACT (FLOCK_ES_ARTIFACT_PREVIOUS: the same node at
+# FLOCK_ES_VERSION_PREVIOUS, for the rolling-upgrade scenario); exports
+# ANSIBLE_ROLES_PATH=<repo>/roles. A scenario
 # without molecule/<scenario>/tests/test_*.py fails before anything runs.
 # Then `molecule test -s <scenario>` (full sequence incl. idempotence and destroy).
 # Scenarios run one after the other; all are run even if one fails; the exit code
@@ -20,6 +22,9 @@
 #   FLOCK_BASE_IMAGE_UBUNTU  same for the Ubuntu 24.04 image (built only when a
 #                     scenario's molecule.yml mentions FLOCK_BASE_IMAGE_UBUNTU)
 #   FLOCK_ES_ARTIFACT use this ES tarball instead of running the es-node build
+#   FLOCK_ES_ARTIFACT_PREVIOUS  same for the previous release (the upgrade's starting point)
+#   FLOCK_ES_VERSION_PREVIOUS   that release (default 8.19.20, the newest Maven Central
+#                     serves besides 8.19.21)
 #   MOLECULE_OPTS     extra arguments for `molecule test` (e.g. "--destroy never")
 set -euo pipefail
 
@@ -52,13 +57,14 @@ export FLOCK_BASE_IMAGE
 log "FLOCK_BASE_IMAGE=$FLOCK_BASE_IMAGE"
 
 # Offline artifacts, built (once, cached) only when a scenario names them.
-need_artifact() {  # need_artifact VAR BUILD_SCRIPT
+need_artifact() {  # need_artifact VAR BUILD_SCRIPT [ENV=VALUE...]
     local var=$1 build=$2 s
+    shift 2
     for s in "${scenarios[@]}"; do
-        grep -q "$var" "molecule/$s/molecule.yml" || continue
+        grep -qw "$var" "molecule/$s/molecule.yml" || continue
         if [ -z "${!var:-}" ]; then
             [ -x "$build" ] || die "scenario $s needs $var but $build is missing"
-            printf -v "$var" '%s' "$("$build" | tail -n 1)"
+            printf -v "$var" '%s' "$(env "$@" "$build" | tail -n 1)"
         fi
         [ -f "${!var}" ] || die "$var=${!var} is not a file"
         export "${var?}"
@@ -68,6 +74,9 @@ need_artifact() {  # need_artifact VAR BUILD_SCRIPT
 }
 scenarios=("$@")
 need_artifact FLOCK_ES_ARTIFACT "$ROOT/test-infra/elasticsearch-node/build.sh"
+export FLOCK_ES_VERSION_PREVIOUS=${FLOCK_ES_VERSION_PREVIOUS:-8.19.20}
+need_artifact FLOCK_ES_ARTIFACT_PREVIOUS "$ROOT/test-infra/elasticsearch-node/build.sh" \
+    ES_VERSION="$FLOCK_ES_VERSION_PREVIOUS"
 need_artifact FLOCK_KIBANA_ARTIFACT "$ROOT/test-infra/kibana-standin/build.sh"
 
 export ANSIBLE_ROLES_PATH=$ROOT/roles

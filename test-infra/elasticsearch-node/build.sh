@@ -3,13 +3,17 @@
 #
 #   build.sh                   plain node (no x-pack): elasticsearch-node-<ver>-<hash>.tar.gz
 #   build.sh --with-security   plus x-pack-core + x-pack-security: elasticsearch-node-security-<ver>-<hash>.tar.gz
+#   ES_VERSION=8.19.20 build.sh   another release (default 8.19.21). Maven Central serves the
+#                              server, transport-netty4 and the entitlement bridge for 8.19.20 and
+#                              8.19.21 (the rolling-upgrade scenario uses both); x-pack-security
+#                              only for 8.19.21, so --with-security is 8.19.21 only.
 #
 # Last stdout line: the absolute tarball path; everything else goes to stderr.
 # The hash covers every input of the recipe (and the flavour), so changing any of them rebuilds.
 # Needs: bash, mvn, a JDK 17+ (javac/jar: JAVA_HOME or PATH), tar, unzip, flock, sha256sum.
 set -euo pipefail
 
-ES_VERSION=8.19.21
+ES_VERSION=${ES_VERSION:-8.19.21}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${FLOCK_CACHE:-$HOME/.cache/flock}/elasticsearch-node
 MVN_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
@@ -17,8 +21,13 @@ MVN_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 case "${1:-}" in
   "") flavour=plain; name=elasticsearch-node ;;
   --with-security) flavour=security; name=elasticsearch-node-security ;;
-  *) echo "usage: $0 [--with-security]" >&2; exit 64 ;;
+  *) echo "usage: [ES_VERSION=8.19.x] $0 [--with-security]" >&2; exit 64 ;;
 esac
+[[ $ES_VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || { echo "build.sh: ES_VERSION=$ES_VERSION is not x.y.z" >&2; exit 64; }
+if [ "$flavour" = security ] && [ "$ES_VERSION" != 8.19.21 ]; then
+  echo "build.sh: --with-security needs ES_VERSION=8.19.21 (x-pack-security $ES_VERSION is not on Maven Central)" >&2
+  exit 64
+fi
 
 cd "$HERE"
 hash=$( { echo "$flavour"; for f in build.sh pom.xml $(find launcher dist xpack -type f | LC_ALL=C sort); do
@@ -45,7 +54,7 @@ mkdir -p "$home"/{lib/entitlement-bridge,lib/entitlement-agent,lib/launcher,lib/
 # fetch <pom> <dir>: the pom's runtime dependency jars. Quiet unless it fails (mvn 3.8 -q still
 # prints colour codes), then show its log.
 fetch() {
-  if ! mvn -q -B -Dstyle.color=never -f "$1" "$MVN_PLUGIN:copy-dependencies" \
+  if ! mvn -q -B -Dstyle.color=never -Des.version="$ES_VERSION" -f "$1" "$MVN_PLUGIN:copy-dependencies" \
     -DincludeScope=runtime -DoutputDirectory="$2" > "$work/mvn.log" 2>&1; then
     cat "$work/mvn.log" >&2
     echo "build.sh: mvn failed (Maven Central reachable? https://repo1.maven.org/maven2)" >&2

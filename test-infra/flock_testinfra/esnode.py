@@ -35,7 +35,6 @@ from pathlib import Path
 
 # The node recipe (build.sh) sits beside this package in test-infra/.
 NODE_DIR = Path(__file__).resolve().parents[1] / "elasticsearch-node"
-ES_DIR_NAME = "elasticsearch-8.19.21"
 
 
 class NodeStartError(RuntimeError):
@@ -73,9 +72,8 @@ def unpacked_home(tarball: Path) -> Path:
     in the workdir), so test runs share it."""
     name = tarball.name.removesuffix(".tar.gz")
     target = cache_dir() / "unpacked" / name
-    home = target / ES_DIR_NAME
     if (target / ".complete").exists():
-        return home
+        return es_home_in(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -86,7 +84,15 @@ def unpacked_home(tarball: Path) -> Path:
             (tmp / ".complete").touch()
             shutil.rmtree(target, ignore_errors=True)
             tmp.rename(target)
-    return home
+    return es_home_in(target)
+
+
+def es_home_in(target: Path) -> Path:
+    """The tarball's one top directory, elasticsearch-<version> (build.sh builds any version)."""
+    homes = [p for p in target.glob("elasticsearch-*") if p.is_dir()]
+    if len(homes) != 1:
+        raise NodeStartError(f"expected one elasticsearch-<version>/ in {target}, found {homes}")
+    return homes[0]
 
 
 def free_port() -> int:
