@@ -1,18 +1,23 @@
-"""Benchmark: rows/s stored through the gateway's /submit vs a direct bulk request.
+"""Benchmark: the gateway at saturation beside direct ``_bulk`` of the same documents.
 
 Not a test. Starts the test Elasticsearch node (or uses $FLOCK_ES_URL), installs the
-templates under a throwaway prefix, runs the gateway under gunicorn (gthread) on
-127.0.0.1, then alternates rounds of
+index templates under a throwaway prefix, and runs the gateway under gunicorn with the
+gateway role's own gunicorn.conf.py template and defaults (worker count computed for
+this machine, access log on; plain HTTP on 127.0.0.1 instead of TLS). Then, for each
+load and each round (interleaved), a separate load-generator process (loadgen.py: one
+selector loop, keep-alive sockets, request bytes joined from pre-encoded parts) keeps
+every agent busy for --seconds and measures:
 
-  * gateway: POST /submit with a batch of --rows osquery result lines (HTTP Basic auth,
-    validation, document building, one bulk request per batch), and
-  * direct:  one _bulk request with the same rows (same index template, same ids) sent
-    straight to the node,
+  * gateway: registered agents (or enrolled osquery hosts) posting to the gateway;
+  * direct:  the same number of clients posting ``_bulk`` with the same documents
+    (same index, same template, same id shape) straight to the node.
 
-with the same concurrency, so both are measured side by side in one run under the same
-conditions. Bounded by --batches per side and --max-seconds.
+Loads: /submit 200-row batches x 32 agents, /submit 5-row batches x 200 agents,
+/osquery/log 1024-line gzip batches x 8 hosts. CPU per request is split into gateway
+(gunicorn master + workers) and Elasticsearch (the node's process) from /proc over the
+same window. The table gives the median of the rounds and the spread (min-max).
 
-    python gateway/bench/bench_submit.py [--rows 200] [--batches 60] [--concurrency 2]
+    python gateway/bench/bench_submit.py [--rounds 3] [--seconds 20] [--quick]
 """
 
 from __future__ import annotations
@@ -20,28 +25,55 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import gzip
 import http.client
 import json
 import os
+import pickle
 import socket
+import statistics
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
+import jinja2
+import yaml
 from elasticsearch import Elasticsearch
 from flock_testinfra.esnode import node_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loadgen import Conn, Outcome, Plan
 
 from flock_gateway.documents import DocumentBuilder, Tag
 from flock_gateway.storage.names import IndexNames
 from flock_gateway.storage.templates import setup_storage
 
+REPO = Path(__file__).resolve().parents[2]
+ROLE = REPO / "roles" / "gateway"
 ENROLL_SECRET = "bench-enroll-secret-0123456789"  # noqa: S105 - throwaway test value
 OSQUERY_QUERY = "installed_applications"  # a query name from the reviewed schedule
+MARK = "QQBATCHNOQQ"  # replaced by a 10-digit request number in every request
+
+
+@dataclass(frozen=True)
+class Load:
+    key: str
+    label: str
+    rows: int
+    agents: int
+    osquery: bool
+
+
+LOADS = (
+    Load("submit200", "/submit, 200-row batches, 32 agents", 200, 32, False),
+    Load("submit5", "/submit, 5-row batches, 200 agents", 5, 200, False),
+    Load("osquery1024", "/osquery/log, 1024-line gzip, 8 hosts", 1024, 8, True),
+)
 
 
 def free_port() -> int:
@@ -50,23 +82,88 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def role_gunicorn_conf(port: int, logdir: Path) -> tuple[str, int, int]:
+    """The role's gunicorn.conf.py rendered with its defaults for this machine, with
+    bench overrides appended (plain HTTP on 127.0.0.1, logs to files)."""
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    # renders a Python config file, not HTML
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)  # noqa: S701
+    facts = {"ansible_facts": {"processor_vcpus": os.cpu_count() or 1}}
+    values = {k: v for k, v in defaults.items() if not isinstance(v, str) or "{{" not in v}
+    for name in ("gateway_workers",):
+        values[name] = env.from_string(defaults[name]).render(**facts, **values)
+    values.update(
+        ansible_managed="rendered by gateway/bench/bench_submit.py",
+        inventory_hostname="bench",
+        gateway_bind_address="127.0.0.1",
+        gateway_port=port,
+    )
+    text = env.from_string((ROLE / "templates" / "gunicorn.conf.py.j2").read_text()).render(
+        **values
+    )
+    text += (
+        "\n# bench overrides\ncertfile = None\nkeyfile = None\nworker_tmp_dir = None\n"
+        f"accesslog = {str(logdir / 'access.log')!r}\n"
+        f"errorlog = {str(logdir / 'error.log')!r}\n"
+    )
+    return text, int(values["gateway_workers"]), int(values["gateway_threads"])
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == pid:
+                out.append(int(entry))
+    return out
+
+
+def listener_pid(port: int) -> int | None:
+    """The process listening on 127.0.0.1:port (the Elasticsearch JVM), via /proc."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in list(f)[1:]:
+                cols = line.split()
+                if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(cols[9])
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                with contextlib.suppress(OSError):
+                    link = os.readlink(f"/proc/{entry}/fd/{fd}")
+                    if link.startswith("socket:[") and link[8:-1] in inodes:
+                        return int(entry)
+    return None
+
+
 @contextlib.contextmanager
-def gunicorn(es_url: str, prefix: str, workers: int, threads: int) -> Iterator[int]:
+def gunicorn(es_url: str, prefix: str, logdir: Path) -> Iterator[tuple[int, list[int], str]]:
     port = free_port()
+    conf_text, workers, threads = role_gunicorn_conf(port, logdir)
+    conf = logdir / "gunicorn.conf.py"
+    conf.write_text(conf_text)
     env = {**os.environ, "FLOCK_ES_HOSTS": es_url, "FLOCK_INDEX_PREFIX": prefix,
-           "FLOCK_LOG_LEVEL": "WARNING", "FLOCK_ENROLL_SECRETS": ENROLL_SECRET,
+           "FLOCK_LOG_LEVEL": "INFO", "FLOCK_ENROLL_SECRETS": ENROLL_SECRET,
            "FLOCK_REGISTER_REQUIRES_SECRET": "false"}  # fmt: skip
-    cmd = [
-        sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-        "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
-        "--timeout", "60", "--keep-alive", "30", "--log-level", "warning",
-        "flock_gateway.wsgi:app",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env)
+    with open(logdir / "gunicorn.out", "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", str(conf)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         for _ in range(600):
             if proc.poll() is not None:
-                raise SystemExit(f"gunicorn exited with {proc.returncode}")
+                raise SystemExit(f"gunicorn exited with {proc.returncode}; see {logdir}")
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
                 conn.request("GET", "/healthz")
@@ -74,13 +171,16 @@ def gunicorn(es_url: str, prefix: str, workers: int, threads: int) -> Iterator[i
                     break
             except OSError:
                 time.sleep(0.1)
-        yield port
+        while len(children(proc.pid)) < workers:
+            time.sleep(0.1)
+        yield port, [proc.pid, *children(proc.pid)], f"gthread {workers} x {threads}"
     finally:
         proc.terminate()
         proc.wait(30)
 
 
-def osquery_rows(host: str, n: int, batch_no: int, name: str = "apps") -> list[dict]:
+def rows_template(host: str, n: int, name: str) -> list[dict]:
+    """n osquery result lines; every string carrying MARK becomes unique per request."""
     unix = int(time.time()) - 60
     cal = time.strftime("%a %b %d %H:%M:%S %Y UTC", time.gmtime(unix))
     return [
@@ -90,15 +190,15 @@ def osquery_rows(host: str, n: int, batch_no: int, name: str = "apps") -> list[d
             "calendarTime": cal,
             "unixTime": unix,
             "epoch": 0,
-            "counter": batch_no,
+            "counter": i,
             "numerics": False,
-            "decorations": {"username": "bench"},
+            "decorations": {"username": "bench", "batch": MARK},
             "columns": {
-                "name": f"App {batch_no}-{i}.app",
-                "path": f"/Applications/App {batch_no}-{i}.app",
-                "bundle_identifier": f"com.example.app{batch_no}.{i}",
+                "name": f"App {MARK}-{i}.app",
+                "path": f"/Applications/App {MARK}-{i}.app",
+                "bundle_identifier": f"com.example.app{MARK}.{i}",
                 "bundle_short_version": f"1.{i}",
-                "bundle_version": f"{batch_no}.{i}",
+                "bundle_version": f"{i}.0",
                 "last_opened_time": str(unix - i),
             },
             "action": "added",
@@ -107,168 +207,209 @@ def osquery_rows(host: str, n: int, batch_no: int, name: str = "apps") -> list[d
     ]
 
 
-def run_side(
-    label: str, send: Callable[[int], int], batches: list[int], concurrency: int
-) -> tuple[int, float]:
-    """Send the given batch numbers with `concurrency` threads; returns (rows, seconds)."""
-    lock = threading.Lock()
-    todo = list(batches)
-    total = 0
+def parts(text: str) -> list[bytes]:
+    return [p.encode() for p in text.split(MARK)]
 
-    def worker() -> None:
-        nonlocal total
-        while True:
-            with lock:
-                if not todo:
-                    return
-                n = todo.pop()
-            rows = send(n)
-            with lock:
-                total += rows
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return total, time.perf_counter() - start
+def http_head(method: str, path: str, port: int, headers: dict[str, str]) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def direct_parts(prefix: str, host: str, load: Load) -> list[bytes]:
+    """The NDJSON _bulk body the gateway would send for one request of this load."""
+    source = "osquery" if load.osquery else "flock-agent"
+    rows = rows_template(host, load.rows, OSQUERY_QUERY if load.osquery else "apps")
+    builder = DocumentBuilder(prefix, Tag(host, "", source), 90, received=datetime.now(tz=UTC))
+    lines = []
+    for doc in builder.results(rows):
+        # the gateway's id is a hash of the row; here the request number makes it unique
+        action = {"create": {"_index": doc.index, "_id": doc.id[:30] + MARK}}
+        lines += [json.dumps(action), json.dumps(doc.source, ensure_ascii=False)]
+    return parts("\n".join(lines) + "\n")
+
+
+class Bench:
+    def __init__(self, es: Elasticsearch, es_url: str, prefix: str, port: int) -> None:
+        self.es = es
+        self.es_port = int(es_url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
+        self.prefix = prefix
+        self.port = port
+        self.agents: dict[str, list[tuple[str, str]]] = {}  # load key -> (host, auth header)
+        self.runs = 0
+
+    def request(self, path: str, body: dict) -> dict:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn.request("POST", path, body=json.dumps(body),
+                     headers={"Content-Type": "application/json"})  # fmt: skip
+        res = conn.getresponse()
+        data = json.loads(res.read())
+        if res.status != 200:
+            raise SystemExit(f"{path} answered {res.status}: {data}")
+        return data
+
+    def enroll(self, load: Load) -> None:
+        creds = []
+        for i in range(load.agents):
+            host = f"bench-{load.key}-{i}-{uuid.uuid4().hex[:6]}"
+            if load.osquery:
+                key = self.request(
+                    "/osquery/enroll", {"enroll_secret": ENROLL_SECRET, "host_identifier": host}
+                )["node_key"]
+                creds.append((host, key))
+            else:
+                token = self.request("/register", {"username": host})["auth_token"]
+                creds.append((host, base64.b64encode(f"{host}:{token}".encode()).decode()))
+        self.agents[load.key] = creds
+
+    def gateway_conns(self, load: Load) -> list[Conn]:
+        conns = []
+        for host, cred in self.agents[load.key]:
+            if load.osquery:
+                rows = rows_template(host, load.rows, OSQUERY_QUERY)
+                body = json.dumps({"node_key": cred, "log_type": "result", "data": rows})
+                headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+                path = "/osquery/log"
+            else:
+                body = json.dumps(rows_template(host, load.rows, "apps"))
+                headers = {"Content-Type": "application/json", "Authorization": f"Basic {cred}"}
+                path = "/submit"
+            conns.append(Conn(http_head("POST", path, self.port, headers), parts(body), load.rows))
+        return conns
+
+    def direct_conns(self, load: Load) -> list[Conn]:
+        headers = {"Content-Type": "application/x-ndjson"}
+        head = http_head("POST", "/_bulk", self.es_port, headers)
+        return [
+            Conn(head, direct_parts(self.prefix, host, load), load.rows)
+            for host, _ in self.agents[load.key]
+        ]
+
+    def run(
+        self, load: Load, direct: bool, seconds: float, warmup: float, pids: dict[str, list[int]]
+    ) -> Outcome:
+        self.runs += 1
+        plan = Plan(
+            host="127.0.0.1",
+            port=self.es_port if direct else self.port,
+            conns=self.direct_conns(load) if direct else self.gateway_conns(load),
+            gzip=load.osquery and not direct,
+            direct=direct,
+            first_number=self.runs * 10**8,
+            warmup=warmup,
+            seconds=seconds,
+            pids=pids,
+        )
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("loadgen.py"))],
+            input=pickle.dumps(plan),
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise SystemExit(f"load generator failed:\n{proc.stderr.decode()[-3000:]}")
+        out = Outcome(**json.loads(proc.stdout))
+        if out.errors:
+            print(f"  {out.errors} failed requests, first: {out.first_error}", flush=True)
+        return out
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def div(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def spread(values: list[float], fmt: str = ",.0f") -> str:
+    mid = statistics.median(values)
+    return f"{mid:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
+def report(results: dict[tuple[str, bool], list[Outcome]], loads: list[Load]) -> None:
+    print()
+    print("| load | gateway rows/s | direct `_bulk` rows/s | ratio "
+          "| CPU ms per request, gateway / ES (via gateway) | ES CPU µs per row, via gateway "
+          "/ direct | gateway CPU per row ÷ direct ES CPU per row | p99 ms, gateway / direct "
+          "| load generator cores, gateway / direct |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for load in loads:
+        gw, dr = results[(load.key, False)], results[(load.key, True)]
+        gw_rate = [div(o.rows, o.seconds) for o in gw]
+        dr_rate = [div(o.rows, o.seconds) for o in dr]
+        ratio = [div(g, d) for g, d in zip(gw_rate, dr_rate, strict=True)]
+        gw_ms = [div(o.cpu["gateway"] * 1000, o.requests) for o in gw]
+        es_ms = [div(o.cpu["elasticsearch"] * 1000, o.requests) for o in gw]
+        es_row_gw = [div(o.cpu["elasticsearch"] * 1e6, o.rows) for o in gw]
+        es_row_dr = [div(o.cpu["elasticsearch"] * 1e6, o.rows) for o in dr]
+        gw_row = [div(o.cpu["gateway"] * 1e6, o.rows) for o in gw]
+        cpu_ratio = [div(g, d) for g, d in zip(gw_row, es_row_dr, strict=True)]
+        p99_gw = [pct(o.latencies_ms, 0.99) for o in gw]
+        p99_dr = [pct(o.latencies_ms, 0.99) for o in dr]
+        lg = [o.loadgen_cpu / o.seconds for o in gw]
+        lg_dr = [o.loadgen_cpu / o.seconds for o in dr]
+        print(
+            f"| {load.label} | {spread(gw_rate)} | {spread(dr_rate)} | {spread(ratio, '.2f')} "
+            f"| {statistics.median(gw_ms):.2f} / {statistics.median(es_ms):.2f} "
+            f"| {statistics.median(es_row_gw):.0f} / {statistics.median(es_row_dr):.0f} "
+            f"| {spread(cpu_ratio, '.2f')} "
+            f"| {statistics.median(p99_gw):.0f} / {statistics.median(p99_dr):.0f} "
+            f"| {statistics.median(lg):.2f} / {statistics.median(lg_dr):.2f} |"
+        )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--rows", type=int, default=200, help="rows per batch (default 200)")
-    ap.add_argument("--batches", type=int, default=60, help="batches per side (default 60)")
-    ap.add_argument("--rounds", type=int, default=6, help="alternating rounds (default 6)")
-    ap.add_argument("--concurrency", type=int, default=2, help="parallel senders (default 2)")
-    ap.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    ap.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
-    ap.add_argument("--max-seconds", type=float, default=240, help="stop starting rounds after")
-    ap.add_argument("--gzip", action="store_true", help="gzip /submit bodies")
-    ap.add_argument("--osquery-lines", type=int, default=1024, help="lines per osquery batch")
-    ap.add_argument(
-        "--osquery-batches",
-        type=int,
-        default=12,
-        help="osquery batches per side (default 12; 0 skips the osquery load)",
-    )
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    ap.add_argument("--seconds", type=float, default=20, help="measured seconds per run")
+    ap.add_argument("--warmup", type=float, default=3, help="unmeasured seconds before each run")
+    ap.add_argument("--load", action="append", choices=[ld.key for ld in LOADS],
+                    help="run only this load (repeatable; default: all three)")  # fmt: skip
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s")
     args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.seconds, args.warmup = 1, 2.0, 1.0
+    loads = [ld for ld in LOADS if not args.load or ld.key in args.load]
 
     prefix = "bench" + uuid.uuid4().hex[:8]
-    host = "bench-host"
-    with node_url(heap="1g", prefix="flock-bench-es-") as es_url:
+    with (
+        node_url(heap="1g", prefix="flock-bench-es-") as es_url,
+        tempfile.TemporaryDirectory(prefix="flock-bench-") as tmp,
+    ):
         es = Elasticsearch(es_url, request_timeout=60)
         setup_storage(es, IndexNames(prefix))
+        es_pid = listener_pid(int(es_url.rsplit(":", 1)[1]))
+        if es_pid is None:
+            print("cannot find the Elasticsearch process: its CPU is not reported")
         try:
-            with gunicorn(es_url, prefix, args.workers, args.threads) as port:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                conn.request("POST", "/register", body=json.dumps({"username": host}),
-                             headers={"Content-Type": "application/json"})  # fmt: skip
-                token = json.loads(conn.getresponse().read())["auth_token"]
-                auth = "Basic " + base64.b64encode(f"{host}:{token}".encode()).decode()
-                local = threading.local()
-
-                def post(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
-                    """POST on this thread's keep-alive connection; reconnect once if the
-                    server closed it while idle (a resend is safe: retry-safe ids)."""
-                    for attempt in (1, 2):
-                        if not hasattr(local, "conn"):
-                            local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                        try:
-                            local.conn.request("POST", path, body=body, headers=headers)
-                            res = local.conn.getresponse()
-                            return res.status, json.loads(res.read())
-                        except (ConnectionError, http.client.HTTPException):
-                            local.conn.close()
-                            del local.conn
-                            if attempt == 2:
-                                raise
-                    raise AssertionError("unreachable")
-
-                def gateway_send(n: int) -> int:
-                    body = json.dumps(osquery_rows(host, args.rows, n)).encode()
-                    headers = {"Authorization": auth, "Content-Type": "application/json"}
-                    if args.gzip:
-                        body = gzip.compress(body, 5)
-                        headers["Content-Encoding"] = "gzip"
-                    status, data = post("/submit", body, headers)
-                    if status != 200:
-                        raise SystemExit(f"/submit answered {status}: {data}")
-                    return int(data["stored_count"])
-
-                direct_index = prefix + "-results-direct"
-
-                def direct_bulk(rows: list[dict], source: str) -> int:
-                    builder = DocumentBuilder(
-                        prefix, Tag(host, "", source), 90, received=datetime.now(tz=UTC)
-                    )
-                    ops: list[dict] = []
-                    for doc in builder.results(rows):
-                        ops.append({"create": {"_index": direct_index, "_id": doc.id}})
-                        ops.append(doc.source)
-                    resp = es.bulk(operations=ops)
-                    if resp["errors"]:
-                        raise SystemExit("direct bulk had errors")
-                    return len(resp["items"])
-
-                def direct_send(n: int) -> int:
-                    return direct_bulk(osquery_rows(host, args.rows, n), "flock-agent")
-
-                # osquery-shaped load: 1024-line gzip batches to /osquery/log
-                osq_host = "bench-osquery-host"
-                enroll = {"enroll_secret": ENROLL_SECRET, "host_identifier": osq_host}
-                conn.request("POST", "/osquery/enroll", body=json.dumps(enroll),
-                             headers={"Content-Type": "application/json"})  # fmt: skip
-                node_key = json.loads(conn.getresponse().read())["node_key"]
-
-                def osquery_send(n: int) -> int:
-                    rows = osquery_rows(osq_host, args.osquery_lines, n, OSQUERY_QUERY)
-                    body = gzip.compress(json.dumps({"node_key": node_key, "log_type": "result",
-                                                     "data": rows}).encode(), 5)  # fmt: skip
-                    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
-                    status, data = post("/osquery/log", body, headers)
-                    if status != 200 or data.get("node_invalid"):
-                        raise SystemExit(f"/osquery/log answered {status}: {data}")
-                    return int(data["stored_count"])
-
-                def direct_osquery(n: int) -> int:
-                    rows = osquery_rows(osq_host, args.osquery_lines, n, OSQUERY_QUERY)
-                    return direct_bulk(rows, "osquery")
-
-                # warm-up (index creation, JIT, connection set-up) for every side
-                gateway_send(10**6)
-                direct_send(10**6)
-                per_round = max(1, args.batches // args.rounds)
-                osq_per_round = max(1, args.osquery_batches // args.rounds)
-                sides = [
-                    (f"flock /submit ({args.rows})", gateway_send, per_round),
-                    (f"direct _bulk ({args.rows})", direct_send, per_round),
-                ]
-                if args.osquery_batches:
-                    osquery_send(10**6)
-                    direct_osquery(10**6)
-                    sides += [
-                        (f"osquery /log gz ({args.osquery_lines})", osquery_send, osq_per_round),
-                        (f"direct _bulk ({args.osquery_lines})", direct_osquery, osq_per_round),
-                    ]
-
-                totals = {label: [0, 0.0] for label, _, _ in sides}
-                deadline = time.monotonic() + args.max_seconds
+            with gunicorn(es_url, prefix, Path(tmp)) as (port, gw_pids, shape):
+                pids = {"gateway": gw_pids, "elasticsearch": [es_pid] if es_pid else []}
+                bench = Bench(es, es_url, prefix, port)
+                for load in loads:
+                    bench.enroll(load)
+                results: dict[tuple[str, bool], list[Outcome]] = {}
                 for r in range(args.rounds):
-                    if time.monotonic() > deadline:
-                        break
-                    for label, fn, count in sides:
-                        base = r * count
-                        nums = list(range(base, base + count))
-                        rows, secs = run_side(label, fn, nums, args.concurrency)
-                        totals[label][0] += rows
-                        totals[label][1] += secs
-                        print(f"round {r + 1}: {label:28s} {rows:6d} rows in {secs:6.2f}s "
-                              f"= {rows / secs:8.0f} rows/s", flush=True)  # fmt: skip
+                    for load in loads:
+                        # alternate which side goes first, so drift hits both alike
+                        for direct in (False, True) if r % 2 == 0 else (True, False):
+                            out = bench.run(load, direct, args.seconds, args.warmup, pids)
+                            results.setdefault((load.key, direct), []).append(out)
+                            side = "direct" if direct else "gateway"
+                            print(
+                                f"round {r + 1}: {load.key:12s} {side:8s} "
+                                f"{out.rows / out.seconds:8.0f} rows/s "
+                                f"{out.requests / out.seconds:7.0f} req/s, CPU gateway "
+                                f"{out.cpu['gateway']:.1f}s ES {out.cpu['elasticsearch']:.1f}s"
+                                f" in {out.seconds:.1f}s, load generator "
+                                f"{out.loadgen_cpu / out.seconds:.2f} cores",
+                                flush=True,
+                            )
         finally:
-            from contextlib import suppress
-
-            with suppress(Exception):
+            with contextlib.suppress(Exception):
                 rows = es.cat.indices(index=f"{prefix}*", format="json", h="index")
                 names = [r["index"] for r in rows]
                 if names:
@@ -277,15 +418,10 @@ def main() -> int:
                     es.indices.delete_index_template(name=t["name"])
 
     print()
-    print(f"concurrency {args.concurrency}, gunicorn gthread {args.workers}x{args.threads}")
-    for label, (rows, secs) in totals.items():
-        if secs:
-            print(f"{label:28s} {rows:7d} rows in {secs:7.2f}s = {rows / secs:8.0f} rows/s")
-    labels = list(totals)
-    for gw, direct in zip(labels[0::2], labels[1::2], strict=True):
-        if totals[gw][1] and totals[direct][1]:
-            ratio = (totals[gw][0] / totals[gw][1]) / (totals[direct][0] / totals[direct][1])
-            print(f"{gw} / {direct}: {ratio:.2f}")
+    print(f"gunicorn {shape} (the role's settings on {os.cpu_count()} CPUs), "
+          f"{args.rounds} rounds of {args.seconds:g} s, median (min-max); "
+          f"load average at the end {os.getloadavg()[0]:.2f}")  # fmt: skip
+    report(results, loads)
     return 0
 
 
