@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from elasticsearch import Elasticsearch
 from flask import Flask, Response, g, request
 
 from .api import flock, health, osquery
@@ -13,9 +12,9 @@ from .config import Config, load_config
 from .errors import register_error_handlers
 from .logging import get_logger, setup_logging
 from .metrics import Metrics
-from .schedule import load_schedule
+from .schedule import ScheduleError, load_schedule
 from .services import EXTENSION_KEY, Services
-from .storage.client import StartupError, make_client, probe
+from .storage.client import make_client, probe
 from .storage.names import IndexNames
 from .storage.registry import Registry
 from .storage.results import BulkWriter
@@ -23,31 +22,30 @@ from .storage.results import BulkWriter
 log = get_logger("app")
 
 
-def create_app(
-    config: Config | None = None,
-    *,
-    client: Elasticsearch | None = None,
-    refresh: bool | str = False,
-) -> Flask:
+class CannotStart(RuntimeError):
+    """The gateway cannot serve: the message says why and what to do."""
+
+
+def create_app(config: Config | None = None) -> Flask:
     """Build the gateway app.
 
-    With ``config.startup_check`` (the default) Elasticsearch is probed once and a
-    :class:`StartupError` with a plain explanation is raised when it is unreachable,
-    rejects the credentials, or lacks the registry index.
+    Raises :class:`CannotStart` with a plain explanation when the osquery schedule cannot
+    be loaded, or (with ``config.startup_check``, the default) when Elasticsearch is
+    unreachable, rejects the credentials, or lacks the registry index.
     """
     config = config or load_config()
     setup_logging(config.log_level)
     try:
         schedule = load_schedule(config.schedule_file)
-    except (OSError, ValueError) as exc:
-        raise StartupError(f"cannot load the osquery schedule: {exc}") from None
-    client = client or make_client(config)
+    except (OSError, ScheduleError) as exc:
+        raise CannotStart(f"cannot load the osquery schedule: {exc}") from None
+    client = make_client(config)
     names = IndexNames(config.index_prefix)
     if config.startup_check:
         result = probe(client, config, names.agents)
         if not result.ok:
             log.error("startup check failed", extra={"reason": result.message})
-            raise StartupError(result.message)
+            raise CannotStart(result.message)
         log.info("startup check passed", extra={"hosts": list(config.es_hosts)})
 
     registry = Registry(client, names.agents)
@@ -56,7 +54,7 @@ def create_app(
         client=client,
         names=names,
         registry=registry,
-        writer=BulkWriter(client, refresh=refresh),
+        writer=BulkWriter(client),
         authenticator=Authenticator(registry.get, AuthCache(config.auth_cache_ttl)),
         schedule=schedule,
         metrics=Metrics(),

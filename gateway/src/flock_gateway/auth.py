@@ -129,7 +129,7 @@ class Authenticator:
     def verify(self, username: str, token: str) -> Agent | None:
         agent = self.cache.get(username)
         if agent is None:
-            agent = self._lookup(username)  # storage errors propagate (-> 503)
+            agent = self._lookup(username)  # storage errors propagate
             if agent is None:
                 return None
             self.cache.put(agent)

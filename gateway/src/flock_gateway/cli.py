@@ -15,13 +15,14 @@ from typing import Any
 
 from .app import create_app
 from .config import Config, ConfigError, load_config
-from .errors import ApiError
+from .errors import HttpError
 from .osquery_flags import flags_file
-from .storage.client import STORAGE_ERRORS, make_client, probe
+from .storage.client import make_client, probe
+from .storage.errors import StorageError
 from .storage.names import IndexNames
 from .storage.registry import Registry, UnknownAgent
 from .storage.retention import prune
-from .storage.templates import load_templates, setup_storage
+from .storage.templates import missing_templates, setup_storage
 from .validation import USERNAME_RE, validate_name
 
 
@@ -49,10 +50,7 @@ def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
     result = probe(client, cfg, names.agents)
     report: dict[str, Any] = {"ok": result.ok, "message": result.message}
     if result.ok and args.templates:
-        missing = []
-        for tpl in load_templates(names):
-            if not client.indices.exists_index_template(name=tpl.name):
-                missing.append(tpl.name)
+        missing = missing_templates(client, names)
         report["missing_templates"] = missing
         if missing:
             report["ok"] = False
@@ -200,14 +198,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"flock-gateway: configuration error: {exc}", file=sys.stderr)
         return 1
-    except (CliError, ApiError) as exc:
+    except (CliError, HttpError) as exc:
         print(f"flock-gateway: {exc}", file=sys.stderr)
         return 1
     except UnknownAgent as exc:
         print(f"flock-gateway: no such agent: {exc}", file=sys.stderr)
         return 1
-    except STORAGE_ERRORS as exc:
-        print(f"flock-gateway: Elasticsearch error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except StorageError as exc:
+        print(f"flock-gateway: Elasticsearch error: {exc}", file=sys.stderr)
         return 1
 
 

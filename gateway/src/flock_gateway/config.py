@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ class Config:
     register_requires_secret: bool = True
     log_level: str = "INFO"
     startup_check: bool = True
-    # osquery TLS API (issue 7)
+    # osquery TLS API
     status_logs: str = "store"
     strict_allowlist: bool = False
     schedule_file: str | None = None
@@ -57,11 +57,6 @@ class Config:
     def enrollment_required(self) -> bool:
         """Whether /register (Flock API) requires an enrollment secret."""
         return bool(self.enroll_secrets) and self.register_requires_secret
-
-    def with_overrides(self, **kwargs: Any) -> Config:
-        cfg = replace(self, **kwargs)
-        cfg.validate()
-        return cfg
 
     def validate(self) -> None:
         if not self.es_hosts:
@@ -214,8 +209,6 @@ _SETTINGS: tuple[_Setting, ...] = (
         int,
     ),
 )
-
-ENV_NAMES: tuple[str, ...] = ("FLOCK_CONFIG", *(s.env for s in _SETTINGS))
 
 
 def _read_secret_file(path: str, attr: str) -> Any:

@@ -1,4 +1,5 @@
-"""API errors and their JSON shape: ``{"error": true, "error_msg": "..."}``.
+"""HTTP errors, their JSON shape ``{"error": true, "error_msg": "..."}``, and what each
+storage error means to a client.
 
 The Flock agent treats 401 as "permission denied", any other non-200 as a failure to be
 retried, and reads ``error``/``error_msg`` from 200 and 400 bodies, so every failure keeps
@@ -12,8 +13,15 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from .logging import get_logger
+from .storage.errors import StorageError, StorageRejected, StorageThrottled, StorageUnavailable
 
-class ApiError(Exception):
+log = get_logger("api")
+
+
+class HttpError(Exception):
+    """A request fails with this status and message (the body shape above)."""
+
     status = 400
 
     def __init__(self, message: str, status: int | None = None, **extra: Any) -> None:
@@ -24,28 +32,39 @@ class ApiError(Exception):
         self.extra = extra
 
 
-class BadRequest(ApiError):
+class BadRequest(HttpError):
     status = 400
 
 
-class Unauthorized(ApiError):
+class Unauthorized(HttpError):
     status = 401
 
 
-class PayloadTooLarge(ApiError):
+class PayloadTooLarge(HttpError):
     status = 413
 
 
-class Throttled(ApiError):
-    """Elasticsearch is overloaded (it answered 429): the client slows down and retries."""
-
-    status = 429
-
-
-class StorageUnavailable(ApiError):
-    """Elasticsearch is down or refused the write: the client keeps the data and retries."""
+class ServiceUnavailable(HttpError):
+    """The request may succeed later: the client keeps its data and retries."""
 
     status = 503
+
+
+# What a storage failure means to a client: 429 slows it down, 503 makes it keep the data
+# and retry; the detail (what Elasticsearch said) goes to the log, never to the client.
+STORAGE_ANSWERS: dict[type[StorageError], tuple[int, str]] = {
+    StorageThrottled: (429, "Storage is busy, slow down and try again later"),
+    StorageUnavailable: (503, "Storage is unavailable, try again later"),
+    StorageRejected: (503, "Storage refused the request, try again later"),
+    StorageError: (503, "Storage failed, try again later"),
+}
+
+
+def storage_answer(exc: StorageError) -> tuple[int, str]:
+    for cls in type(exc).__mro__:
+        if cls in STORAGE_ANSWERS:
+            return STORAGE_ANSWERS[cls]
+    return STORAGE_ANSWERS[StorageError]  # pragma: no cover - StorageError is in every mro
 
 
 def error_response(message: str, status: int, **extra: Any) -> Response:
@@ -59,9 +78,15 @@ def error_response(message: str, status: int, **extra: Any) -> Response:
 
 
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> Response:
+    @app.errorhandler(HttpError)
+    def _http_error_raised(exc: HttpError) -> Response:
         return error_response(exc.message, exc.status, **exc.extra)
+
+    @app.errorhandler(StorageError)
+    def _storage_error(exc: StorageError) -> Response:
+        log.warning("storage failed", extra={"error_type": type(exc).__name__, "detail": str(exc)})
+        status, message = storage_answer(exc)
+        return error_response(message, status)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import sys
 
-from .app import create_app
+from .app import CannotStart, create_app
 from .config import ConfigError
-from .storage.client import StartupError
 
 try:
     app = create_app()
-except (ConfigError, StartupError) as exc:
+except (ConfigError, CannotStart) as exc:
     print(f"flock-gateway: cannot start: {exc}", file=sys.stderr, flush=True)
     raise SystemExit(3) from None

@@ -6,10 +6,10 @@ import socket
 
 import pytest
 
-from flock_gateway.app import create_app
+from flock_gateway.app import CannotStart, create_app
 from flock_gateway.config import Config
 from flock_gateway.services import EXTENSION_KEY
-from flock_gateway.storage.client import StartupError, make_client
+from flock_gateway.storage.client import make_client
 
 from .helpers import basic, osquery_line, register, stored, submit
 
@@ -26,13 +26,13 @@ def dead_url():
 
 def test_startup_error_when_unreachable(dead_url, prefix):
     cfg = Config(es_hosts=(dead_url,), index_prefix=prefix, es_max_retries=0, es_timeout=2)
-    with pytest.raises(StartupError, match=r"cannot reach Elasticsearch at http://127\.0\.0\.1"):
+    with pytest.raises(CannotStart, match=r"cannot reach Elasticsearch at http://127\.0\.0\.1"):
         create_app(cfg)
 
 
 def test_startup_error_without_storage_setup(es_url, prefix):
     cfg = Config(es_hosts=(es_url,), index_prefix=prefix)
-    with pytest.raises(StartupError, match="setup-storage"):
+    with pytest.raises(CannotStart, match="setup-storage"):
         create_app(cfg)
 
 

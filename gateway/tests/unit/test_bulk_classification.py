@@ -6,7 +6,7 @@ tests/integration)."""
 import pytest
 
 from flock_gateway.documents import Doc
-from flock_gateway.errors import StorageUnavailable, Throttled
+from flock_gateway.storage.errors import StorageThrottled, StorageUnavailable
 from flock_gateway.storage.results import BulkWriter
 
 
@@ -42,8 +42,8 @@ def test_created_and_duplicates_count_as_stored():
 @pytest.mark.parametrize(
     ("statuses", "error"),
     [
-        ([201, 429], Throttled),
-        ([429, 429], Throttled),
+        ([201, 429], StorageThrottled),
+        ([429, 429], StorageThrottled),
         ([201, 503], StorageUnavailable),
         ([429, 500], StorageUnavailable),
         ([201, 403], StorageUnavailable),

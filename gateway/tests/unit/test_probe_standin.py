@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from flock_gateway.app import create_app
+from flock_gateway.app import CannotStart, create_app
 from flock_gateway.config import Config
-from flock_gateway.storage.client import StartupError, make_client, probe
+from flock_gateway.storage.client import make_client, probe
 
 SECURITY_401 = {
     "error": {
@@ -71,7 +71,7 @@ def test_credentials_problems_are_explained(status, body, match):
         result = probe(make_client(cfg), cfg, "flock-agents")
         assert not result.ok
         assert result.message.startswith(f"Elasticsearch at {url} ")
-        with pytest.raises(StartupError, match=match):
+        with pytest.raises(CannotStart, match=match):
             create_app(cfg)
         assert "wrong" not in result.message
     finally:

@@ -13,10 +13,9 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from ..auth import hash_token, new_token, secret_in
 from ..documents import DocumentBuilder, Tag
-from ..errors import BadRequest, StorageUnavailable, Unauthorized
+from ..errors import BadRequest, Unauthorized
 from ..logging import get_logger
 from ..services import services
-from ..storage.client import STORAGE_ERRORS
 from ..storage.registry import AlreadyRegistered
 from ..validation import (
     as_items,
@@ -70,9 +69,6 @@ def register() -> Response:
         raise BadRequest(
             f"Your computer ({username}) is already registered with this server"
         ) from None
-    except STORAGE_ERRORS:
-        log.warning("registration failed: storage unavailable")
-        raise StorageUnavailable("Storage is unavailable, try again later") from None
     g.username = username
     log.info("agent registered", extra={"agent": username})
     return success(auth_token=token)

@@ -26,11 +26,10 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify
 
 from ..auth import Agent, hash_token, new_token, secret_in
-from ..documents import DocumentBuilder, Tag
-from ..errors import BadRequest, PayloadTooLarge, StorageUnavailable
+from ..documents import Doc, DocumentBuilder, Tag
+from ..errors import BadRequest, PayloadTooLarge, ServiceUnavailable
 from ..logging import get_logger
 from ..services import Services, services
-from ..storage.client import STORAGE_ERRORS
 from ..storage.registry import AlreadyRegistered
 from ..validation import USERNAME_RE, check_structure, parse_json, validate_result_item
 from .body import read_body
@@ -96,67 +95,95 @@ def node_agent(data: dict[str, Any]) -> Agent | None:
     username, sep, token = key.partition(":")
     if not sep or not token or not USERNAME_RE.fullmatch(username):
         return None
-    try:
-        agent = services().authenticator.verify(username, token)
-    except STORAGE_ERRORS:
-        raise StorageUnavailable("Storage is unavailable, try again later") from None
+    agent = services().authenticator.verify(username, token)
     if agent is None or agent.source != "osquery":
         return None
     g.username = agent.username
     return agent
 
 
+def _secret_refusal(svc: Services, secret: Any) -> str | None:
+    """Why enrollment with this secret is refused (a metrics label), None when it is not."""
+    if not svc.config.enroll_secrets:
+        log.warning("osquery enrollment refused: no enrollment secret is configured")
+        return "disabled"
+    if not isinstance(secret, str) or not secret_in(secret.strip(), svc.config.enroll_secrets):
+        log.info("osquery enrollment refused: bad enrollment secret")
+        return "bad_secret"
+    return None
+
+
+def _host_identifier(value: Any) -> str:
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_HOST_IDENTIFIER
+        or not value.isprintable()
+    ):
+        raise BadRequest("host_identifier must be a printable string")
+    return value
+
+
+def _register_host(
+    svc: Services,
+    username: str,
+    token_hash: str,
+    *,
+    name: str,
+    host_identifier: str,
+    details: dict[str, Any],
+) -> Agent | None:
+    """Register a new osquery host; the agent already registered under the name, if any."""
+    existing = svc.registry.get(username)
+    if existing is not None:
+        return existing
+    try:
+        svc.registry.register(
+            username,
+            name,
+            token_hash,
+            source="osquery",
+            host_identifier=host_identifier,
+            host_details=details,
+        )
+    except AlreadyRegistered:
+        existing = svc.registry.get(username)
+        if existing is None:
+            # revoked between our two reads: the host's next attempt starts afresh
+            raise ServiceUnavailable("Storage is busy, try again later") from None
+        return existing
+    return None
+
+
 @bp.post("/enroll")
 def enroll() -> Response:
     svc = services()
     data = _json_object()
-    secret = data.get("enroll_secret")
-    host_identifier = data.get("host_identifier")
-    if not svc.config.enroll_secrets:
-        log.warning("osquery enrollment refused: no enrollment secret is configured")
-        svc.metrics.inc("flock_enroll_total", result="disabled")
+    refusal = _secret_refusal(svc, data.get("enroll_secret"))
+    if refusal is not None:
+        svc.metrics.inc("flock_enroll_total", result=refusal)
         return node_invalid("enroll")
-    if not isinstance(secret, str) or not secret_in(secret.strip(), svc.config.enroll_secrets):
-        svc.metrics.inc("flock_enroll_total", result="bad_secret")
-        log.info("osquery enrollment refused: bad enrollment secret")
-        return node_invalid("enroll")
-    if (
-        not isinstance(host_identifier, str)
-        or not host_identifier
-        or len(host_identifier) > MAX_HOST_IDENTIFIER
-        or not host_identifier.isprintable()
-    ):
-        raise BadRequest("host_identifier must be a printable string")
+    host_identifier = _host_identifier(data.get("host_identifier"))
     username = osquery_username(host_identifier)
     name, details = _host_summary(data.get("host_details"))
     token = new_token()
-    try:
-        existing = svc.registry.get(username)
-        if existing is None:
-            try:
-                svc.registry.register(
-                    username,
-                    name,
-                    hash_token(token),
-                    source="osquery",
-                    host_identifier=host_identifier,
-                    host_details=details,
-                )
-            except AlreadyRegistered:
-                existing = svc.registry.get(username)
-                if existing is None:
-                    raise StorageUnavailable("Storage is busy, try again later") from None
-        if existing is not None:
-            if existing.source != "osquery":
-                # a Flock agent owns this name; an osquery host must not take it over
-                svc.metrics.inc("flock_enroll_total", result="name_taken")
-                log.warning("osquery enrollment refused: name taken", extra={"agent": username})
-                return node_invalid("enroll")
-            # re-enrollment (lost node key, node_invalid): new key, old one stops working
-            svc.registry.replace_token(username, hash_token(token), host_details=details)
-            svc.authenticator.cache.invalidate(username)
-    except STORAGE_ERRORS:
-        raise StorageUnavailable("Storage is unavailable, try again later") from None
+    existing = _register_host(
+        svc,
+        username,
+        hash_token(token),
+        name=name,
+        host_identifier=host_identifier,
+        details=details,
+    )
+    if existing is not None:
+        if existing.source != "osquery":
+            # a Flock agent owns this name; an osquery host must not take it over
+            svc.metrics.inc("flock_enroll_total", result="name_taken")
+            log.warning("osquery enrollment refused: name taken", extra={"agent": username})
+            return node_invalid("enroll")
+        # re-enrollment (lost node key, node_invalid): new key, old one stops working
+        svc.registry.replace_token(username, hash_token(token), host_details=details)
+        svc.authenticator.cache.invalidate(username)
     g.username = username
     svc.metrics.inc("flock_enroll_total", result="enrolled" if existing is None else "re-enrolled")
     log.info("osquery host enrolled", extra={"agent": username, "again": existing is not None})
@@ -194,6 +221,43 @@ def _lines(svc: Services, data: Any) -> list[dict[str, Any]]:
     return lines
 
 
+def _names_other_host(agent: Agent, lines: list[dict[str, Any]]) -> bool:
+    host = agent.host_identifier or agent.username
+    return any(line.get("hostIdentifier", host) != host for line in lines)
+
+
+def _result_docs(
+    svc: Services, agent: Agent, builder: DocumentBuilder, lines: list[dict[str, Any]]
+) -> tuple[list[Doc], int]:
+    """Documents for the result lines whose query is in the schedule; how many were not."""
+    host = agent.host_identifier or agent.username
+    for i, line in enumerate(lines):
+        line.setdefault("hostIdentifier", host)
+        validate_result_item(i, line, host)
+    allowed = [line for line in lines if svc.schedule.allows(line.get("name"))]
+    refused = len(lines) - len(allowed)
+    docs = builder.results(allowed)
+    svc.metrics.inc("flock_rows_refused_total", refused, api="osquery", reason="not_in_schedule")
+    if refused:
+        log.warning(
+            "rows refused: query not in the schedule",
+            extra={"agent": agent.username, "refused": refused},
+        )
+    return docs, refused
+
+
+def _status_docs(
+    svc: Services, builder: DocumentBuilder, lines: list[dict[str, Any]]
+) -> tuple[list[Doc], int]:
+    """Documents for the status lines; how many were dropped (``status_logs = "drop"``)."""
+    if svc.config.status_logs == "drop":
+        return [], len(lines)
+    for i, line in enumerate(lines):
+        if any(k.startswith("_") or k == "flock" for k in line):
+            raise BadRequest(f"Item {i}: reserved field name")
+    return builder.status(lines), 0
+
+
 @bp.post("/log")
 def log_endpoint() -> Response:
     svc = services()
@@ -205,38 +269,18 @@ def log_endpoint() -> Response:
     if log_type not in ("result", "status"):
         raise BadRequest("log_type must be 'result' or 'status'")
     lines = _lines(svc, data.get("data"))
-    host = agent.host_identifier or agent.username
-    for line in lines:
-        if line.get("hostIdentifier", host) != host:
-            # the laptop's identity changed (e.g. its host_identifier flag): re-enroll
-            log.info("osquery rows name another host", extra={"agent": agent.username})
-            return node_invalid("log")
+    if _names_other_host(agent, lines):
+        # the laptop's identity changed (e.g. its host_identifier flag): re-enroll
+        log.info("osquery rows name another host", extra={"agent": agent.username})
+        return node_invalid("log")
     builder = DocumentBuilder(
         svc.names.prefix, Tag(agent.username, agent.name, "osquery"), svc.config.retention_days
     )
     refused = dropped = 0
     if log_type == "result":
-        for i, line in enumerate(lines):
-            line.setdefault("hostIdentifier", host)
-            validate_result_item(i, line, host)
-        allowed = [line for line in lines if svc.schedule.allows(line.get("name"))]
-        refused = len(lines) - len(allowed)
-        docs = builder.results(allowed)
-        svc.metrics.inc(
-            "flock_rows_refused_total", refused, api="osquery", reason="not_in_schedule"
-        )
-        if refused:
-            log.warning(
-                "rows refused: query not in the schedule",
-                extra={"agent": agent.username, "refused": refused},
-            )
-    elif svc.config.status_logs == "drop":
-        docs, dropped = [], len(lines)
+        docs, refused = _result_docs(svc, agent, builder, lines)
     else:
-        for i, line in enumerate(lines):
-            if any(k.startswith("_") or k == "flock" for k in line):
-                raise BadRequest(f"Item {i}: reserved field name")
-        docs = builder.status(lines)
+        docs, dropped = _status_docs(svc, builder, lines)
     result = svc.writer.write(docs)
     kind = "osquery" if log_type == "result" else "osquery_status"
     svc.metrics.inc("flock_rows_stored_total", result.stored, api=kind)

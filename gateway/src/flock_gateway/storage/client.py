@@ -15,10 +15,6 @@ from elasticsearch import (
 
 from ..config import Config
 
-# Errors that mean "storage is unavailable right now" (-> HTTP 503, the agent retries).
-STORAGE_ERRORS: tuple[type[Exception], ...] = (TransportError, ApiError)
-
-
 def make_client(config: Config) -> Elasticsearch:
     kwargs: dict[str, object] = {
         "request_timeout": config.es_timeout,
@@ -34,10 +30,6 @@ def make_client(config: Config) -> Elasticsearch:
     elif config.es_api_key:
         kwargs["api_key"] = config.es_api_key
     return Elasticsearch(list(config.es_hosts), **kwargs)  # type: ignore[arg-type]
-
-
-class StartupError(RuntimeError):
-    """Elasticsearch cannot be used; the message says why and what to do."""
 
 
 @dataclass(frozen=True)

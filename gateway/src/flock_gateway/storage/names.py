@@ -21,8 +21,8 @@ class IndexNames:
     def daily_pattern(self, kind: str) -> str:
         return f"{self.prefix}-{kind}-*"
 
-    def rename(self, name: str) -> str:
-        """Map a name written with the default prefix ("flock-...") to this prefix."""
+    def prefixed(self, name: str) -> str:
+        """A name written with the default prefix ("flock-...") under this prefix."""
         if name.startswith("flock-"):
             return f"{self.prefix}-{name[len('flock-') :]}"
         return name

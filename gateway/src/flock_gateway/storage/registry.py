@@ -14,6 +14,7 @@ from elasticsearch import ConflictError, Elasticsearch, NotFoundError, helpers
 
 from ..auth import Agent
 from ..documents import iso
+from .errors import translate_errors
 
 
 class AlreadyRegistered(Exception):
@@ -40,6 +41,7 @@ class Registry:
         self.client = client
         self.index = index
 
+    @translate_errors
     def register(
         self,
         username: str,
@@ -67,6 +69,7 @@ class Registry:
             raise AlreadyRegistered(username) from None
         return _agent(doc)
 
+    @translate_errors
     def replace_token(self, username: str, token_hash: str, **fields: Any) -> None:
         """Re-key an existing agent (osquery re-enrollment of the same host)."""
         self.client.update(
@@ -75,6 +78,7 @@ class Registry:
             doc={"token_hash": token_hash, **fields},
         )
 
+    @translate_errors
     def get(self, username: str) -> Agent | None:
         try:
             resp = self.client.get(index=self.index, id=username)
@@ -82,6 +86,7 @@ class Registry:
             return None
         return _agent(resp["_source"])
 
+    @translate_errors
     def list(self) -> Iterator[Agent]:
         """All agents (admin command: refreshes first so it sees the latest changes)."""
         self.client.indices.refresh(index=self.index)
@@ -94,12 +99,14 @@ class Registry:
         agents = [_agent(hit["_source"]) for hit in hits]
         return iter(sorted(agents, key=lambda a: a.username))
 
+    @translate_errors
     def rename(self, username: str, name: str) -> None:
         try:
             self.client.update(index=self.index, id=username, doc={"name": name})
         except NotFoundError:
             raise UnknownAgent(username) from None
 
+    @translate_errors
     def revoke(self, username: str) -> None:
         try:
             self.client.delete(index=self.index, id=username)

@@ -3,8 +3,9 @@
 Every document is written with ``op_type=create`` under an id derived from its content
 (see :mod:`flock_gateway.documents`): a 409 conflict means an earlier attempt already
 stored it and counts as stored. Per-item 429/5xx (and 401/403/404, which mean our own
-setup is wrong) make the whole request fail with 503 so the agent keeps the batch and
-resends it; what was stored by this attempt then turns into 409s.
+setup is wrong) make the whole request fail with a storage error (the API answers 429 or
+503) so the agent keeps the batch and resends it; what was stored by this attempt then
+turns into 409s.
 
 A document Elasticsearch refuses for its content (e.g. a field whose type conflicts with
 the mapping) would be refused forever, and an agent resending it forever would never get
@@ -17,12 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from elasticsearch import Elasticsearch
+from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from ..documents import Doc
-from ..errors import StorageUnavailable, Throttled
 from ..logging import get_logger
-from .client import STORAGE_ERRORS
+from .errors import StorageThrottled, StorageUnavailable, storage_error
 
 log = get_logger("storage")
 
@@ -63,11 +63,9 @@ class BulkWriter:
             ops.append(d.source)
         try:
             resp = self.client.bulk(operations=ops, refresh=self.refresh)
-        except STORAGE_ERRORS as exc:
+        except (ApiError, TransportError) as exc:
             log.warning("bulk request failed", extra={"error_type": type(exc).__name__})
-            if getattr(getattr(exc, "meta", None), "status", None) == 429:
-                raise Throttled("Storage is busy, slow down and try again later") from None
-            raise StorageUnavailable("Storage is unavailable, try again later") from None
+            raise storage_error(exc) from exc
         return [item["create"] for item in resp["items"]]
 
     def write(self, docs: list[Doc]) -> WriteResult:
@@ -94,9 +92,12 @@ class BulkWriter:
                 "bulk items failed, asking the agent to retry",
                 extra={"failed": len(result.errors), "error_types": sorted(set(result.errors))},
             )
+            failed = (
+                f"{len(result.errors)} of {len(docs)} documents failed: {sorted(retry_statuses)}"
+            )
             if retry_statuses == {429}:
-                raise Throttled("Storage is busy, slow down and try again later")
-            raise StorageUnavailable("Storage refused part of the batch, try again later")
+                raise StorageThrottled(failed)
+            raise StorageUnavailable(failed)
         if refused:
             qdocs = [_quarantine(d, reason) for d, reason in refused]
             qitems = self._bulk(qdocs)
@@ -109,7 +110,7 @@ class BulkWriter:
                     result.duplicates += 1
                 else:
                     log.error("quarantine write failed", extra={"error_type": _error_type(item)})
-                    raise StorageUnavailable("Storage refused the batch, try again later")
+                    raise StorageUnavailable(f"quarantine write failed: {_error_type(item)}")
             log.warning(
                 "documents refused by the mapping were quarantined",
                 extra={"quarantined": result.quarantined},

@@ -13,6 +13,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from .errors import translate_errors
 from .names import DAILY_KINDS, IndexNames
 
 
@@ -40,12 +41,14 @@ def expired_indices(
     return sorted(out)
 
 
+@translate_errors
 def list_daily_indices(client: Elasticsearch, names: IndexNames) -> list[str]:
     pattern = ",".join(names.daily_pattern(kind) for kind in DAILY_KINDS)
     rows = client.cat.indices(index=pattern, format="json", h="index", expand_wildcards="all")
     return sorted(row["index"] for row in rows)  # type: ignore[index, union-attr]
 
 
+@translate_errors
 def prune(
     client: Elasticsearch,
     names: IndexNames,

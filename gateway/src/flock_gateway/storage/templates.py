@@ -16,6 +16,7 @@ from typing import Any
 
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
+from .errors import translate_errors
 from .names import IndexNames
 
 
@@ -41,8 +42,8 @@ def load_templates(names: IndexNames | None = None) -> list[Template]:
             continue
         body = json.loads(entry.read_text(encoding="utf-8"))
         body = copy.deepcopy(body)
-        body["index_patterns"] = [names.rename(p) for p in body["index_patterns"]]
-        out.append(Template(name=names.rename(entry.name[: -len(".json")]), body=body))
+        body["index_patterns"] = [names.prefixed(p) for p in body["index_patterns"]]
+        out.append(Template(name=names.prefixed(entry.name[: -len(".json")]), body=body))
     return out
 
 
@@ -58,6 +59,7 @@ def _installed_hash(client: Elasticsearch, name: str) -> str | None:
     return None
 
 
+@translate_errors
 def install_templates(client: Elasticsearch, names: IndexNames) -> dict[str, str]:
     """Install or upgrade every template; returns name -> created|updated|unchanged."""
     report: dict[str, str] = {}
@@ -80,6 +82,7 @@ def install_templates(client: Elasticsearch, names: IndexNames) -> dict[str, str
     return report
 
 
+@translate_errors
 def ensure_registry_index(client: Elasticsearch, names: IndexNames) -> str:
     """Create the agent registry index (its template gives the mapping)."""
     if client.indices.exists(index=names.agents):
@@ -93,6 +96,17 @@ def ensure_registry_index(client: Elasticsearch, names: IndexNames) -> str:
     return "created"
 
 
+@translate_errors
+def missing_templates(client: Elasticsearch, names: IndexNames) -> list[str]:
+    """The names of the templates that are not installed."""
+    return [
+        tpl.name
+        for tpl in load_templates(names)
+        if not client.indices.exists_index_template(name=tpl.name)
+    ]
+
+
+@translate_errors
 def setup_storage(client: Elasticsearch, names: IndexNames) -> dict[str, Any]:
     report: dict[str, Any] = {"templates": install_templates(client, names)}
     report["registry_index"] = ensure_registry_index(client, names)
