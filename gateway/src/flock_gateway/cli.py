@@ -1,8 +1,10 @@
 """``flock-gateway`` admin command line (the HTTP API itself stays write-only).
 
-Subcommands print JSON (one object) on stdout and exit 0 on success, 1 on failure, 2 on
-bad usage. Commands that change storage report ``"changed": true|false`` so a deployment
-tool can tell whether anything happened.
+Subcommands print JSON on stdout and exit 0 on success, 1 on failure, 2 on bad usage.
+Commands that change storage report ``"changed": true|false`` so a deployment tool can
+tell whether anything happened. ``check`` and every failure print
+``{"ok": ..., "reason": <code>, "message": <text>}``: programs branch on ``reason``
+(a stable code), people read ``message`` (also written to stderr on failure).
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .app import create_app
+from .app import CannotStart, create_app
 from .config import Config, ConfigError, load_config
 from .errors import HttpError
 from .osquery_flags import flags_file
-from .storage.client import make_client, probe
-from .storage.errors import StorageError
+from .storage.client import NOT_SET_UP, make_client, probe
+from .storage.errors import StorageError, StorageRejected, StorageThrottled, StorageUnavailable
 from .storage.names import IndexNames
 from .storage.registry import Registry, UnknownAgent
 from .storage.retention import prune
@@ -27,7 +29,22 @@ from .validation import USERNAME_RE, validate_name
 
 
 class CliError(Exception):
-    pass
+    """A command's arguments are wrong."""
+
+
+# How a failure is reported, by exception type (the first match wins): its reason code
+# and what its message starts with.
+FAILURES: tuple[tuple[type[Exception], str, str], ...] = (
+    (ConfigError, "config_invalid", "configuration error: "),
+    (CliError, "invalid_argument", ""),
+    (HttpError, "invalid_argument", ""),
+    (UnknownAgent, "unknown_agent", "no such agent: "),
+    (CannotStart, "cannot_start", "cannot start: "),
+    (StorageThrottled, "storage_throttled", "Elasticsearch error: "),
+    (StorageUnavailable, "storage_unavailable", "Elasticsearch error: "),
+    (StorageRejected, "storage_rejected", "Elasticsearch error: "),
+    (StorageError, "storage_error", "Elasticsearch error: "),
+)
 
 
 def _out(obj: Any) -> None:
@@ -48,12 +65,13 @@ def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
     client = make_client(cfg)
     names = IndexNames(cfg.index_prefix)
     result = probe(client, cfg, names.agents)
-    report: dict[str, Any] = {"ok": result.ok, "message": result.message}
+    report: dict[str, Any] = {"ok": result.ok, "reason": result.reason, "message": result.message}
     if result.ok and args.templates:
         missing = missing_templates(client, names)
         report["missing_templates"] = missing
         if missing:
             report["ok"] = False
+            report["reason"] = NOT_SET_UP
             report["message"] = "templates missing: run `flock-gateway setup-storage`"
     _out(report)
     return 0 if report["ok"] else 1
@@ -195,18 +213,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = _config(args)
         return int(args.func(cfg, args))
-    except ConfigError as exc:
-        print(f"flock-gateway: configuration error: {exc}", file=sys.stderr)
-        return 1
-    except (CliError, HttpError) as exc:
-        print(f"flock-gateway: {exc}", file=sys.stderr)
-        return 1
-    except UnknownAgent as exc:
-        print(f"flock-gateway: no such agent: {exc}", file=sys.stderr)
-        return 1
-    except StorageError as exc:
-        print(f"flock-gateway: Elasticsearch error: {exc}", file=sys.stderr)
-        return 1
+    except tuple(cls for cls, _, _ in FAILURES) as exc:
+        return _fail(exc)
+
+
+def _fail(exc: Exception) -> int:
+    reason, lead = next((code, lead) for cls, code, lead in FAILURES if isinstance(exc, cls))
+    message = f"{lead}{exc}"
+    _out({"ok": False, "reason": reason, "message": message})
+    print(f"flock-gateway: {message}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,7 @@ def test_setup_storage_and_check(env, capsys, prefix):
     code, out, _ = run(capsys, "check")
     assert code == 1
     assert "setup-storage" in json.loads(out)["message"]
+    assert json.loads(out)["reason"] == "storage_not_set_up"
 
     code, out, _ = run(capsys, "setup-storage")
     assert code == 0
@@ -31,6 +32,17 @@ def test_setup_storage_and_check(env, capsys, prefix):
     code, out, _ = run(capsys, "check")
     assert code == 0
     assert json.loads(out)["ok"] is True
+    assert json.loads(out)["reason"] == "ready"
+
+
+def test_check_reports_missing_templates(env, es, capsys, prefix):
+    assert run(capsys, "setup-storage")[0] == 0
+    es.indices.delete_index_template(name=f"{prefix}-status")
+    code, out, _ = run(capsys, "check")
+    report = json.loads(out)
+    assert code == 1
+    assert (report["ok"], report["reason"]) == (False, "storage_not_set_up")
+    assert report["missing_templates"] == [f"{prefix}-status"]
 
 
 def test_check_unreachable(monkeypatch, capsys):
@@ -39,6 +51,16 @@ def test_check_unreachable(monkeypatch, capsys):
     code, out, _ = run(capsys, "check")
     assert code == 1
     assert "cannot reach Elasticsearch" in json.loads(out)["message"]
+    assert json.loads(out)["reason"] == "storage_unreachable"
+
+
+def test_storage_failure_has_a_reason(monkeypatch, capsys):
+    monkeypatch.setenv("FLOCK_ES_HOSTS", "http://127.0.0.1:1")
+    monkeypatch.setenv("FLOCK_ES_MAX_RETRIES", "0")
+    code, out, err = run(capsys, "setup-storage")
+    assert code == 1
+    assert json.loads(out)["reason"] == "storage_unavailable"
+    assert err.startswith("flock-gateway: Elasticsearch error: ConnectionError")
 
 
 def test_agents_list_rename_revoke(client, env, capsys):
@@ -65,17 +87,24 @@ def test_agents_list_rename_revoke(client, env, capsys):
     code, out, _ = run(capsys, "agents", "list", "--json")
     assert [a["username"] for a in json.loads(out)] == ["host-1"]
 
-    code, _, err = run(capsys, "agents", "revoke", "host-2")
+    code, out, err = run(capsys, "agents", "revoke", "host-2")
     assert code == 1
     assert "no such agent" in err
-    code, _, err = run(capsys, "agents", "rename", "bad name", "x")
+    assert json.loads(out) == {
+        "ok": False,
+        "reason": "unknown_agent",
+        "message": "no such agent: host-2",
+    }
+    code, out, err = run(capsys, "agents", "rename", "bad name", "x")
     assert code == 1
+    assert json.loads(out)["reason"] == "invalid_argument"
     assert client.get("/ping", headers=basic("host-1", t1)).status_code == 200
 
 
 def test_config_error_is_reported(monkeypatch, capsys, tmp_path):
     cfg = tmp_path / "gateway.toml"
     cfg.write_text("[elasticsearch]\nhostz = ['http://x:9200']\n")
-    code, _, err = run(capsys, "--config", str(cfg), "check")
+    code, out, err = run(capsys, "--config", str(cfg), "check")
     assert code == 1
     assert "unknown setting [elasticsearch] hostz" in err
+    assert json.loads(out)["reason"] == "config_invalid"

@@ -15,6 +15,7 @@ from elasticsearch import (
 
 from ..config import Config
 
+
 def make_client(config: Config) -> Elasticsearch:
     kwargs: dict[str, object] = {
         "request_timeout": config.es_timeout,
@@ -32,10 +33,20 @@ def make_client(config: Config) -> Elasticsearch:
     return Elasticsearch(list(config.es_hosts), **kwargs)  # type: ignore[arg-type]
 
 
+# Why a probe failed, as a code a program can branch on (the CLI prints it as "reason").
+READY = "ready"
+NOT_SET_UP = "storage_not_set_up"
+CREDENTIALS_REJECTED = "credentials_rejected"
+ACCESS_DENIED = "access_denied"
+STORAGE_ERROR = "storage_error"
+UNREACHABLE = "storage_unreachable"
+
+
 @dataclass(frozen=True)
 class ProbeResult:
     ok: bool
     message: str
+    reason: str
 
 
 def probe(client: Elasticsearch, config: Config, agents_index: str) -> ProbeResult:
@@ -55,25 +66,31 @@ def probe(client: Elasticsearch, config: Config, agents_index: str) -> ProbeResu
                 False,
                 f"Elasticsearch at {hosts} has no index {agents_index!r}: "
                 "run `flock-gateway setup-storage` with admin credentials first",
+                NOT_SET_UP,
             )
-        return ProbeResult(True, f"Elasticsearch at {hosts} is reachable")
+        return ProbeResult(True, f"Elasticsearch at {hosts} is reachable", READY)
     except AuthenticationException:
         return ProbeResult(
             False,
             f"Elasticsearch at {hosts} rejected the gateway's credentials (401): "
             "check es_username/es_password(_file) or es_api_key(_file)",
+            CREDENTIALS_REJECTED,
         )
     except AuthorizationException:
         return ProbeResult(
             False,
             f"Elasticsearch at {hosts} denied access to {agents_index!r} (403): "
             "the gateway's role lacks privileges",
+            ACCESS_DENIED,
         )
     except ApiError as exc:
-        return ProbeResult(False, f"Elasticsearch at {hosts} answered HTTP {exc.meta.status}")
+        return ProbeResult(
+            False, f"Elasticsearch at {hosts} answered HTTP {exc.meta.status}", STORAGE_ERROR
+        )
     except TransportError as exc:
         return ProbeResult(
             False,
             f"cannot reach Elasticsearch at {hosts}: {type(exc).__name__}: {exc.message}",
+            UNREACHABLE,
         )
-    return ProbeResult(True, f"Elasticsearch at {hosts} is reachable")
+    return ProbeResult(True, f"Elasticsearch at {hosts} is reachable", READY)
