@@ -1,0 +1,31 @@
+"""The names the gateway owns in what it stores, and the agent sources it knows.
+
+Standard library only and free of imports from the package: the dashboards generator and
+the tests read these names from here too, so that a name changes in one place.
+"""
+
+from __future__ import annotations
+
+# Where an agent's rows come from (the registry's ``source`` and ``flock.source``).
+FLOCK_AGENT = "flock-agent"
+OSQUERY = "osquery"
+AGENT_SOURCES = (FLOCK_AGENT, OSQUERY)
+
+# The time of each stored row (the row's own time, else when it was received).
+TIMESTAMP = "@timestamp"
+# The object the gateway adds to every stored row; its members are below.
+GATEWAY = "flock"
+USERNAME = "username"  # the agent's registry id
+NAME = "name"  # the agent's display name
+SOURCE = "source"  # one of AGENT_SOURCES
+RECEIVED_AT = "received_at"
+QUARANTINE_REASON = "quarantine_reason"  # why the mapping refused the row
+RAW = "raw"  # a refused row, kept whole and unindexed
+
+# Top-level names only the gateway writes: an agent's row may not carry them.
+OWNED = (TIMESTAMP, GATEWAY)
+
+
+def gateway_field(member: str) -> str:
+    """The dotted field name of a member of the gateway's object, e.g. ``flock.name``."""
+    return f"{GATEWAY}.{member}"
