@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Configure a freshly debootstrapped rootfs for systemd as PID 1 inside an
-# unprivileged Docker container (see DESIGN.md for the container flags).
+# unprivileged Docker container (the container flags: test-infra/images/README.md).
 #   DISTRO=debian|ubuntu setup-rootfs.sh <rootfs> <sources.list>
 # Called by build.sh; runs as root on the host.
 set -euo pipefail

@@ -1,8 +1,9 @@
 """The original flock-server's API tests (src/tests/test_api.py), ported.
 
 One deliberate difference: the original refused a single JSON object on /submit, while
-its own README sends exactly that (one object with ``host_uuid``). DESIGN.md accepts both
-shapes, so that case expects 200 here (see test_submit_list).
+its own README sends exactly that (one object with ``host_uuid``). The gateway accepts both
+shapes (gateway/README.md, "Submit results"), so that case expects 200 here (see
+test_submit_list).
 """
 
 import json
