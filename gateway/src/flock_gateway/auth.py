@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from .fields import FLOCK_AGENT
 from .validation import USERNAME_RE
 
 HASH_PREFIX = "sha256:"
@@ -75,7 +76,7 @@ class Agent:
     username: str
     name: str
     token_hash: str
-    source: str = "flock-agent"
+    source: str = FLOCK_AGENT
     created: str | None = None
     host_identifier: str | None = None
 

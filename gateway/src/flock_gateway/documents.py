@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from . import fields
+
 # Rows stamped further in the future than this (a laptop with a wrong clock) are still
 # stored, under the receipt day, so that one bad clock cannot create far-future indices.
 MAX_FUTURE = timedelta(days=2)
@@ -77,7 +79,7 @@ def daily_index(prefix: str, kind: str, ts: datetime) -> str:
 class Tag:
     username: str
     name: str
-    source: str  # "flock-agent" | "osquery"
+    source: str  # one of fields.AGENT_SOURCES
 
 
 class DocumentBuilder:
@@ -106,10 +108,10 @@ class DocumentBuilder:
 
     def _flock(self) -> dict[str, Any]:
         return {
-            "username": self.tag.username,
-            "name": self.tag.name,
-            "source": self.tag.source,
-            "received_at": iso(self.received),
+            fields.USERNAME: self.tag.username,
+            fields.NAME: self.tag.name,
+            fields.SOURCE: self.tag.source,
+            fields.RECEIVED_AT: iso(self.received),
         }
 
     def _make(
@@ -123,8 +125,8 @@ class DocumentBuilder:
         occurrence = self._seen[key]
         self._seen[key] += 1
         source = dict(row)
-        source["@timestamp"] = iso(ts)
-        source["flock"] = self._flock()
+        source[fields.TIMESTAMP] = iso(ts)
+        source[fields.GATEWAY] = self._flock()
         return Doc(
             index=daily_index(self.prefix, kind, ts),
             id=doc_id(self.tag.username, kind, canon, occurrence),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from .schedule import PRIVACY_FLAGS
+
 ENROLL_PATH = "/osquery/enroll"
 CONFIG_PATH = "/osquery/config"
 LOG_PATH = "/osquery/log"
@@ -37,9 +39,7 @@ def flags_file(
         "--logger_tls_compress=true",
         "--host_identifier=uuid",
         "# never let the server side run queries or fetch files on this laptop",
-        "--disable_distributed=true",
-        "--disable_carver=true",
-        "--carver_disable_function=true",
+        *(f"--{flag}={str(on).lower()}" for flag, on in PRIVACY_FLAGS.items()),
         "--utc",
     ]
     return "\n".join(lines) + "\n"

@@ -16,11 +16,16 @@ from pathlib import Path
 from typing import Any
 
 # Options that switch off the parts of osquery's remote API that would let the server
-# side read arbitrary data from a laptop (live queries, file carving).
-PRIVACY_OPTIONS: dict[str, Any] = {
+# side read arbitrary data from a laptop (live queries, file carving). The config
+# endpoint serves them and the flags file sets them, so neither side can turn them on.
+PRIVACY_FLAGS: dict[str, bool] = {
     "disable_distributed": True,
     "disable_carver": True,
     "carver_disable_function": True,
+}
+# What the config endpoint serves: the privacy flags and how the schedule runs.
+PRIVACY_OPTIONS: dict[str, Any] = {
+    **PRIVACY_FLAGS,
     "schedule_splay_percent": 10,
     "utc": True,
     "logger_min_status": 1,

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from .errors import BadRequest
+from .fields import GATEWAY, OWNED
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 MAX_NAME_LEN = 200
@@ -135,7 +136,7 @@ def validate_result_item(i: int, item: dict[str, Any], username: str) -> None:
         if host != username:
             raise BadRequest(f"Item {i} does not contain the correct hostIdentifier")
     for key in item:
-        if key.startswith("_") or key == "flock":
+        if key.startswith("_") or key == GATEWAY:
             raise BadRequest(f"Item {i}: field {key[:64]!r} is not allowed")
     for key in _STRING_FIELDS:
         if key in item and not isinstance(item[key], str):
@@ -180,5 +181,5 @@ def validate_flock_log_item(i: int, item: dict[str, Any]) -> None:
     if item["type"] in ("enable_twig", "disable_twig") and "twig_id" not in item:
         raise BadRequest(f"Item {i} is about a twig, but does not contain a twig_id field")
     for key in item:
-        if key.startswith("_") or key in ("@timestamp", "flock"):
+        if key.startswith("_") or key in OWNED:
             raise BadRequest(f"Item {i}: field {key[:64]!r} is not allowed")

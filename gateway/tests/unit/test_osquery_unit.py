@@ -70,6 +70,15 @@ def test_flags_file():
         flags_file("http://flock.example.org", "/ca.pem", "/secret")
 
 
+def test_flags_file_and_served_config_switch_off_the_same_things():
+    text = flags_file("https://flock.example.org", "/ca.pem", "/secret")
+    flags = dict(line[2:].partition("=")[::2] for line in text.splitlines() if "=" in line)
+    served = load_schedule().osquery_config()["options"]
+    for flag in ("disable_distributed", "disable_carver", "carver_disable_function"):
+        assert flags[flag] == "true"
+        assert served[flag] is True
+
+
 def test_osquery_settings():
     cfg = load_config(
         env={

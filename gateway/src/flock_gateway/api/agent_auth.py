@@ -6,6 +6,7 @@ from flask import g, request
 
 from ..auth import Agent, parse_basic_auth
 from ..errors import Unauthorized
+from ..fields import FLOCK_AGENT
 from ..services import services
 
 
@@ -15,7 +16,7 @@ def require_agent() -> Agent:
         raise Unauthorized("Permission denied")
     username, token = creds
     agent = services().authenticator.verify(username, token)
-    if agent is None or agent.source != "flock-agent":
+    if agent is None or agent.source != FLOCK_AGENT:
         # an osquery host's node key only works on the osquery API, where the schedule
         # allow-list always applies
         g.auth_failed_for = username

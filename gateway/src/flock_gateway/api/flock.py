@@ -11,11 +11,12 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from ..auth import hash_token, new_token, secret_in
+from ..auth import Agent, hash_token, new_token, secret_in
 from ..documents import DocumentBuilder, Tag
 from ..errors import BadRequest, Unauthorized
+from ..fields import FLOCK_AGENT
 from ..logging import get_logger
-from ..services import services
+from ..services import Services, services
 from ..storage.registry import AlreadyRegistered
 from ..validation import (
     as_items,
@@ -49,6 +50,11 @@ def _register_fields() -> dict[str, Any]:
             raise BadRequest("Invalid JSON object")
         return data
     return {}
+
+
+def _builder(svc: Services, agent: Agent) -> DocumentBuilder:
+    tag = Tag(agent.username, agent.name, FLOCK_AGENT)
+    return DocumentBuilder(svc.names.prefix, tag, svc.config.retention_days)
 
 
 @bp.post("/register")
@@ -93,11 +99,7 @@ def submit() -> Response:
         refused = len(items) - len(allowed)
     else:
         allowed = items
-    builder = DocumentBuilder(
-        svc.names.prefix,
-        Tag(agent.username, agent.name, "flock-agent"),
-        svc.config.retention_days,
-    )
+    builder = _builder(svc, agent)
     docs = builder.results(allowed)
     result = svc.writer.write(docs)
     svc.metrics.inc("flock_rows_stored_total", result.stored, api="flock")
@@ -126,11 +128,7 @@ def submit_flock_logs() -> Response:
     items = as_items(parse_json(read_body()))
     for i, item in enumerate(items):
         validate_flock_log_item(i, item)
-    builder = DocumentBuilder(
-        svc.names.prefix,
-        Tag(agent.username, agent.name, "flock-agent"),
-        svc.config.retention_days,
-    )
+    builder = _builder(svc, agent)
     docs = builder.agent_logs(items)
     result = svc.writer.write(docs)
     svc.metrics.inc("flock_rows_stored_total", result.stored, api="flock_logs")

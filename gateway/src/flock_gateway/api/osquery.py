@@ -28,6 +28,7 @@ from flask import Blueprint, Response, g, jsonify
 from ..auth import Agent, hash_token, new_token, secret_in
 from ..documents import Doc, DocumentBuilder, Tag
 from ..errors import BadRequest, PayloadTooLarge, ServiceUnavailable
+from ..fields import GATEWAY, OSQUERY
 from ..logging import get_logger
 from ..services import Services, services
 from ..storage.registry import AlreadyRegistered
@@ -96,7 +97,7 @@ def node_agent(data: dict[str, Any]) -> Agent | None:
     if not sep or not token or not USERNAME_RE.fullmatch(username):
         return None
     agent = services().authenticator.verify(username, token)
-    if agent is None or agent.source != "osquery":
+    if agent is None or agent.source != OSQUERY:
         return None
     g.username = agent.username
     return agent
@@ -142,7 +143,7 @@ def _register_host(
             username,
             name,
             token_hash,
-            source="osquery",
+            source=OSQUERY,
             host_identifier=host_identifier,
             host_details=details,
         )
@@ -176,7 +177,7 @@ def enroll() -> Response:
         details=details,
     )
     if existing is not None:
-        if existing.source != "osquery":
+        if existing.source != OSQUERY:
             # a Flock agent owns this name; an osquery host must not take it over
             svc.metrics.inc("flock_enroll_total", result="name_taken")
             log.warning("osquery enrollment refused: name taken", extra={"agent": username})
@@ -253,7 +254,7 @@ def _status_docs(
     if svc.config.status_logs == "drop":
         return [], len(lines)
     for i, line in enumerate(lines):
-        if any(k.startswith("_") or k == "flock" for k in line):
+        if any(k.startswith("_") or k == GATEWAY for k in line):
             raise BadRequest(f"Item {i}: reserved field name")
     return builder.status(lines), 0
 
@@ -274,7 +275,7 @@ def log_endpoint() -> Response:
         log.info("osquery rows name another host", extra={"agent": agent.username})
         return node_invalid("log")
     builder = DocumentBuilder(
-        svc.names.prefix, Tag(agent.username, agent.name, "osquery"), svc.config.retention_days
+        svc.names.prefix, Tag(agent.username, agent.name, OSQUERY), svc.config.retention_days
     )
     refused = dropped = 0
     if log_type == "result":

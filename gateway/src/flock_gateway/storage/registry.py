@@ -14,6 +14,7 @@ from elasticsearch import ConflictError, Elasticsearch, NotFoundError, helpers
 
 from ..auth import Agent
 from ..documents import iso
+from ..fields import FLOCK_AGENT
 from .errors import translate_errors
 
 
@@ -30,7 +31,7 @@ def _agent(source: dict[str, Any]) -> Agent:
         username=source["username"],
         name=source.get("name", ""),
         token_hash=source["token_hash"],
-        source=source.get("source", "flock-agent"),
+        source=source.get("source", FLOCK_AGENT),
         created=source.get("created"),
         host_identifier=source.get("host_identifier"),
     )
@@ -48,7 +49,7 @@ class Registry:
         name: str,
         token_hash: str,
         *,
-        source: str = "flock-agent",
+        source: str = FLOCK_AGENT,
         host_identifier: str | None = None,
         host_details: dict[str, Any] | None = None,
     ) -> Agent:

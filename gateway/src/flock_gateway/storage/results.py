@@ -21,13 +21,14 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from ..documents import Doc
+from ..fields import GATEWAY, OWNED, QUARANTINE_REASON, RAW, TIMESTAMP
 from ..logging import get_logger
 from .errors import StorageThrottled, StorageUnavailable, storage_error
 
 log = get_logger("storage")
 
 _RETRYABLE_ITEM_STATUSES = {401, 403, 404, 408, 429}
-_KEEP_IN_QUARANTINE = ("@timestamp", "name", "hostIdentifier", "host_uuid", "type")
+_KEEP_IN_QUARANTINE = (TIMESTAMP, "name", "hostIdentifier", "host_uuid", "type")
 
 
 @dataclass
@@ -46,8 +47,8 @@ class WriteResult:
 def _quarantine(doc: Doc, reason: str) -> Doc:
     src = doc.source
     q: dict[str, Any] = {k: src[k] for k in _KEEP_IN_QUARANTINE if isinstance(src.get(k), str)}
-    raw = {k: v for k, v in src.items() if k not in ("@timestamp", "flock")}
-    q["flock"] = {**src["flock"], "quarantine_reason": reason[:1000], "raw": raw}
+    raw = {k: v for k, v in src.items() if k not in OWNED}
+    q[GATEWAY] = {**src[GATEWAY], QUARANTINE_REASON: reason[:1000], RAW: raw}
     return Doc(index=doc.index, id=doc.id, source=q)
 
 
