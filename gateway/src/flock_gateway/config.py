@@ -131,83 +131,44 @@ def _parse_str(value: Any) -> str:
 @dataclass(frozen=True)
 class _Setting:
     attr: str
-    env: str
     section: str
     key: str
     parse: Callable[[Any], Any]
     secret_file: bool = False  # value is a path to a file holding the setting
 
+    @property
+    def env(self) -> str:
+        """The environment variable: FLOCK_ and the attribute, _FILE for a secret's file."""
+        return f"FLOCK_{self.attr.upper()}{'_FILE' if self.secret_file else ''}"
+
 
 _SETTINGS: tuple[_Setting, ...] = (
-    _Setting("es_hosts", "FLOCK_ES_HOSTS", "elasticsearch", "hosts", _parse_list),
-    _Setting("es_ca_file", "FLOCK_ES_CA_FILE", "elasticsearch", "ca_file", _parse_str),
-    _Setting(
-        "es_verify_certs", "FLOCK_ES_VERIFY_CERTS", "elasticsearch", "verify_certs", _parse_bool
-    ),
-    _Setting("es_username", "FLOCK_ES_USERNAME", "elasticsearch", "username", _parse_str),
-    _Setting("es_password", "FLOCK_ES_PASSWORD", "elasticsearch", "password", _parse_str),
-    _Setting(
-        "es_password",
-        "FLOCK_ES_PASSWORD_FILE",
-        "elasticsearch",
-        "password_file",
-        _parse_str,
-        secret_file=True,
-    ),
-    _Setting("es_api_key", "FLOCK_ES_API_KEY", "elasticsearch", "api_key", _parse_str),
-    _Setting(
-        "es_api_key",
-        "FLOCK_ES_API_KEY_FILE",
-        "elasticsearch",
-        "api_key_file",
-        _parse_str,
-        secret_file=True,
-    ),
-    _Setting("es_timeout", "FLOCK_ES_TIMEOUT", "elasticsearch", "timeout", float),
-    _Setting("es_max_retries", "FLOCK_ES_MAX_RETRIES", "elasticsearch", "max_retries", int),
-    _Setting("index_prefix", "FLOCK_INDEX_PREFIX", "storage", "index_prefix", _parse_str),
-    _Setting("retention_days", "FLOCK_RETENTION_DAYS", "storage", "retention_days", int),
-    _Setting("max_body_bytes", "FLOCK_MAX_BODY_BYTES", "gateway", "max_body_bytes", int),
-    _Setting(
-        "max_decompressed_bytes",
-        "FLOCK_MAX_DECOMPRESSED_BYTES",
-        "gateway",
-        "max_decompressed_bytes",
-        int,
-    ),
-    _Setting("auth_cache_ttl", "FLOCK_AUTH_CACHE_TTL", "gateway", "auth_cache_ttl", float),
-    _Setting("enroll_secrets", "FLOCK_ENROLL_SECRETS", "gateway", "enroll_secrets", _parse_list),
-    _Setting(
-        "enroll_secrets",
-        "FLOCK_ENROLL_SECRETS_FILE",
-        "gateway",
-        "enroll_secrets_file",
-        _parse_str,
-        secret_file=True,
-    ),
-    _Setting(
-        "register_requires_secret",
-        "FLOCK_REGISTER_REQUIRES_SECRET",
-        "gateway",
-        "register_requires_secret",
-        _parse_bool,
-    ),
-    _Setting("log_level", "FLOCK_LOG_LEVEL", "gateway", "log_level", _parse_str),
-    _Setting("startup_check", "FLOCK_STARTUP_CHECK", "gateway", "startup_check", _parse_bool),
-    _Setting("status_logs", "FLOCK_STATUS_LOGS", "osquery", "status_logs", _parse_str),
-    _Setting(
-        "strict_allowlist", "FLOCK_STRICT_ALLOWLIST", "osquery", "strict_allowlist", _parse_bool
-    ),
-    _Setting("schedule_file", "FLOCK_SCHEDULE_FILE", "osquery", "schedule_file", _parse_str),
-    _Setting("public_url", "FLOCK_PUBLIC_URL", "osquery", "public_url", _parse_str),
-    _Setting("osquery_max_lines", "FLOCK_OSQUERY_MAX_LINES", "osquery", "max_lines", int),
-    _Setting(
-        "osquery_max_line_bytes",
-        "FLOCK_OSQUERY_MAX_LINE_BYTES",
-        "osquery",
-        "max_line_bytes",
-        int,
-    ),
+    _Setting("es_hosts", "elasticsearch", "hosts", _parse_list),
+    _Setting("es_ca_file", "elasticsearch", "ca_file", _parse_str),
+    _Setting("es_verify_certs", "elasticsearch", "verify_certs", _parse_bool),
+    _Setting("es_username", "elasticsearch", "username", _parse_str),
+    _Setting("es_password", "elasticsearch", "password", _parse_str),
+    _Setting("es_password", "elasticsearch", "password_file", _parse_str, secret_file=True),
+    _Setting("es_api_key", "elasticsearch", "api_key", _parse_str),
+    _Setting("es_api_key", "elasticsearch", "api_key_file", _parse_str, secret_file=True),
+    _Setting("es_timeout", "elasticsearch", "timeout", float),
+    _Setting("es_max_retries", "elasticsearch", "max_retries", int),
+    _Setting("index_prefix", "storage", "index_prefix", _parse_str),
+    _Setting("retention_days", "storage", "retention_days", int),
+    _Setting("max_body_bytes", "gateway", "max_body_bytes", int),
+    _Setting("max_decompressed_bytes", "gateway", "max_decompressed_bytes", int),
+    _Setting("auth_cache_ttl", "gateway", "auth_cache_ttl", float),
+    _Setting("enroll_secrets", "gateway", "enroll_secrets", _parse_list),
+    _Setting("enroll_secrets", "gateway", "enroll_secrets_file", _parse_str, secret_file=True),
+    _Setting("register_requires_secret", "gateway", "register_requires_secret", _parse_bool),
+    _Setting("log_level", "gateway", "log_level", _parse_str),
+    _Setting("startup_check", "gateway", "startup_check", _parse_bool),
+    _Setting("status_logs", "osquery", "status_logs", _parse_str),
+    _Setting("strict_allowlist", "osquery", "strict_allowlist", _parse_bool),
+    _Setting("schedule_file", "osquery", "schedule_file", _parse_str),
+    _Setting("public_url", "osquery", "public_url", _parse_str),
+    _Setting("osquery_max_lines", "osquery", "max_lines", int),
+    _Setting("osquery_max_line_bytes", "osquery", "max_line_bytes", int),
 )
 
 
