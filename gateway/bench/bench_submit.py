@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import Conn, Outcome, Plan
 
 from flock_gateway.documents import DocumentBuilder, Tag
+from flock_gateway.fields import FLOCK_AGENT, OSQUERY
 from flock_gateway.storage.names import IndexNames
 from flock_gateway.storage.templates import setup_storage
 
@@ -219,7 +220,7 @@ def http_head(method: str, path: str, port: int, headers: dict[str, str]) -> byt
 
 def direct_parts(prefix: str, host: str, load: Load) -> list[bytes]:
     """The NDJSON _bulk body the gateway would send for one request of this load."""
-    source = "osquery" if load.osquery else "flock-agent"
+    source = OSQUERY if load.osquery else FLOCK_AGENT
     rows = rows_template(host, load.rows, OSQUERY_QUERY if load.osquery else "apps")
     builder = DocumentBuilder(prefix, Tag(host, "", source), 90, received=datetime.now(tz=UTC))
     lines = []

@@ -79,7 +79,7 @@ def daily_index(prefix: str, kind: str, ts: datetime) -> str:
 class Tag:
     username: str
     name: str
-    source: str  # one of fields.AGENT_SOURCES
+    source: str  # fields.FLOCK_AGENT or fields.OSQUERY
 
 
 class DocumentBuilder:

@@ -9,7 +9,6 @@ from __future__ import annotations
 # Where an agent's rows come from (the registry's ``source`` and ``flock.source``).
 FLOCK_AGENT = "flock-agent"
 OSQUERY = "osquery"
-AGENT_SOURCES = (FLOCK_AGENT, OSQUERY)
 
 # The time of each stored row (the row's own time, else when it was received).
 TIMESTAMP = "@timestamp"
@@ -17,7 +16,7 @@ TIMESTAMP = "@timestamp"
 GATEWAY = "flock"
 USERNAME = "username"  # the agent's registry id
 NAME = "name"  # the agent's display name
-SOURCE = "source"  # one of AGENT_SOURCES
+SOURCE = "source"  # FLOCK_AGENT or OSQUERY
 RECEIVED_AT = "received_at"
 QUARANTINE_REASON = "quarantine_reason"  # why the mapping refused the row
 RAW = "raw"  # a refused row, kept whole and unindexed
