@@ -38,6 +38,11 @@ class Config:
     es_max_retries: int = 2
     index_prefix: str = "flock"
     retention_days: int = 90
+    # shared bulks: rows of concurrent requests are sent to Elasticsearch together
+    bulk_max_rows: int = 2000
+    bulk_max_bytes: int = 8 * MIB
+    bulk_linger_ms: float = 0.0
+    bulk_concurrency: int = 1
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_decompressed_bytes: int = 64 * MIB
     auth_cache_ttl: float = 10.0
@@ -84,6 +89,12 @@ class Config:
             raise ConfigError("index_prefix: lowercase letters, digits, '-' and '_' only")
         if self.retention_days < 1:
             raise ConfigError("retention_days must be >= 1")
+        if self.bulk_max_rows < 1 or self.bulk_max_bytes < 1024 or self.bulk_concurrency < 1:
+            raise ConfigError(
+                "bulk_max_rows and bulk_concurrency must be >= 1, bulk_max_bytes >= 1024"
+            )
+        if not 0 <= self.bulk_linger_ms <= 1000:
+            raise ConfigError("bulk_linger_ms must be between 0 and 1000")
         if self.max_body_bytes < 1024:
             raise ConfigError("max_body_bytes must be >= 1024")
         if self.max_decompressed_bytes < self.max_body_bytes:
@@ -155,6 +166,10 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("es_max_retries", "elasticsearch", "max_retries", int),
     _Setting("index_prefix", "storage", "index_prefix", _parse_str),
     _Setting("retention_days", "storage", "retention_days", int),
+    _Setting("bulk_max_rows", "storage", "bulk_max_rows", int),
+    _Setting("bulk_max_bytes", "storage", "bulk_max_bytes", int),
+    _Setting("bulk_linger_ms", "storage", "bulk_linger_ms", float),
+    _Setting("bulk_concurrency", "storage", "bulk_concurrency", int),
     _Setting("max_body_bytes", "gateway", "max_body_bytes", int),
     _Setting("max_decompressed_bytes", "gateway", "max_decompressed_bytes", int),
     _Setting("auth_cache_ttl", "gateway", "auth_cache_ttl", float),

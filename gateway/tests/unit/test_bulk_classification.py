@@ -3,6 +3,8 @@ shapes in a minimal stand-in client (the failure statuses 429/503 cannot be prov
 demand on the real node; the 201/409/400 paths are exercised against it in
 tests/integration)."""
 
+import json
+
 import pytest
 
 from flock_gateway.documents import Doc
@@ -15,8 +17,9 @@ class RecordedBulk:
         self.responses = list(responses)
         self.calls = []
 
-    def bulk(self, operations, refresh):
-        self.calls.append(operations)
+    def bulk(self, operations, refresh, filter_path=None):
+        # the writer sends NDJSON bytes; record them as the list of lines they encode
+        self.calls.append([json.loads(line) for line in operations.splitlines()])
         return self.responses.pop(0)
 
 

@@ -15,6 +15,7 @@ whole but unindexed under ``flock.raw``, with the reason in ``flock.quarantine_r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +24,16 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 from ..documents import Doc
 from ..fields import GATEWAY, OWNED, QUARANTINE_REASON, RAW, TIMESTAMP
 from ..logging import get_logger
-from .errors import StorageThrottled, StorageUnavailable, storage_error
+from . import ndjson
+from .batcher import BulkBatcher
+from .errors import StorageError, StorageThrottled, StorageUnavailable, storage_error
 
 log = get_logger("storage")
 
 _RETRYABLE_ITEM_STATUSES = {401, 403, 404, 408, 429}
 _KEEP_IN_QUARANTINE = (TIMESTAMP, "name", "hostIdentifier", "host_uuid", "type")
+# Only what the classification below reads: a smaller answer to transfer and parse.
+_FILTER = "items.*.status,items.*.error.type,items.*.error.reason,items.*.error.caused_by"
 
 
 @dataclass
@@ -53,21 +58,35 @@ def _quarantine(doc: Doc, reason: str) -> Doc:
 
 
 class BulkWriter:
-    def __init__(self, client: Elasticsearch, refresh: bool | str = False) -> None:
+    """Writes each request's documents through the shared-bulk batcher."""
+
+    def __init__(
+        self,
+        client: Elasticsearch,
+        refresh: bool | str = False,
+        *,
+        max_rows: int = 2000,
+        max_bytes: int = 8 * 1024 * 1024,
+        linger_ms: float = 0.0,
+        concurrency: int = 1,
+    ) -> None:
         self.client = client
         self.refresh = refresh
+        self.batcher = BulkBatcher(
+            self._send,
+            max_rows=max_rows,
+            max_bytes=max_bytes,
+            linger_ms=linger_ms,
+            concurrency=concurrency,
+            on_error=_storage_error,
+        )
+
+    def _send(self, body: bytes) -> list[dict[str, Any]]:
+        resp = self.client.bulk(operations=body, refresh=self.refresh, filter_path=_FILTER)
+        return [item["create"] for item in resp["items"]]
 
     def _bulk(self, docs: list[Doc]) -> list[dict[str, Any]]:
-        ops: list[dict[str, Any]] = []
-        for d in docs:
-            ops.append({"create": {"_index": d.index, "_id": d.id}})
-            ops.append(d.source)
-        try:
-            resp = self.client.bulk(operations=ops, refresh=self.refresh)
-        except (ApiError, TransportError) as exc:
-            log.warning("bulk request failed", extra={"error_type": type(exc).__name__})
-            raise storage_error(exc) from exc
-        return [item["create"] for item in resp["items"]]
+        return self.batcher.submit(ndjson.body(docs), len(docs))
 
     def write(self, docs: list[Doc]) -> WriteResult:
         result = WriteResult()
@@ -135,3 +154,11 @@ def _reason(item: dict[str, Any]) -> str:
             reason += f" ({cause.get('type', '')}: {cause.get('reason', '')})"
         return reason
     return f"status {item.get('status')}"
+
+
+def _storage_error(exc: Exception) -> Callable[[], StorageError]:
+    """What each request of a failed shared bulk raises (a new exception per thread)."""
+    log.warning("bulk request failed", extra={"error_type": type(exc).__name__})
+    if isinstance(exc, ApiError | TransportError):
+        return lambda: storage_error(exc)
+    return lambda: StorageUnavailable(f"bulk request failed: {type(exc).__name__}: {exc}")

@@ -1,0 +1,36 @@
+"""The bulk request body, written directly as NDJSON bytes.
+
+Each document becomes its two lines (``create`` action, source) once, in the thread of
+the request that owns it; a shared bulk is then a join of those byte strings. The output
+is what the Elasticsearch client's own serialiser would send (compact separators, UTF-8,
+no ASCII escaping), produced by orjson; values orjson cannot encode (integers beyond 64
+bits, which JSON allows and agents may send) fall back to the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+from ..documents import Doc
+
+
+def dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(
+            "utf-8", "surrogatepass"
+        )
+
+
+def doc_lines(doc: Doc) -> bytes:
+    """The ``create`` action and the source of one document, each ending in a newline."""
+    action = dumps({"create": {"_index": doc.index, "_id": doc.id}})
+    return b"%b\n%b\n" % (action, dumps(doc.source))
+
+
+def body(docs: list[Doc]) -> bytes:
+    return b"".join(doc_lines(d) for d in docs)
