@@ -3,6 +3,7 @@
 #
 #   build.sh                   plain node (no x-pack): elasticsearch-node-<ver>-<hash>.tar.gz
 #   build.sh --with-security   plus x-pack-core + x-pack-security: elasticsearch-node-security-<ver>-<hash>.tar.gz
+#                              (or ES_FLAVOUR=security build.sh)
 #   ES_VERSION=8.19.20 build.sh   another release (default 8.19.21). Maven Central serves the
 #                              server, transport-netty4 and the entitlement bridge for 8.19.20 and
 #                              8.19.21 (the rolling-upgrade scenario uses both); x-pack-security
@@ -18,9 +19,10 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${FLOCK_CACHE:-$HOME/.cache/flock}/elasticsearch-node
 MVN_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 
-case "${1:-}" in
-  "") flavour=plain; name=elasticsearch-node ;;
-  --with-security) flavour=security; name=elasticsearch-node-security ;;
+# ES_FLAVOUR=security is the same as --with-security (for callers that pass only environment).
+case "${1:-}${ES_FLAVOUR:+:$ES_FLAVOUR}" in
+  ""|:plain) flavour=plain; name=elasticsearch-node ;;
+  --with-security|:security|--with-security:security) flavour=security; name=elasticsearch-node-security ;;
   *) echo "usage: [ES_VERSION=8.19.x] $0 [--with-security]" >&2; exit 64 ;;
 esac
 [[ $ES_VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || { echo "build.sh: ES_VERSION=$ES_VERSION is not x.y.z" >&2; exit 64; }
@@ -48,8 +50,8 @@ if [ -n "${JAVA_HOME:-}" ]; then JDK_BIN="$JAVA_HOME/bin/"; else JDK_BIN=""; fi
 work=$(mktemp -d "$CACHE/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 home="$work/elasticsearch-$ES_VERSION"
-mkdir -p "$home"/{lib/entitlement-bridge,lib/entitlement-agent,lib/launcher,lib/tools/ansi-console} \
-  "$home"/{modules/transport-netty4,modules/flock-rest-root,plugins,logs}
+mkdir -p "$home"/{lib/entitlement-bridge,lib/entitlement-agent,lib/launcher,lib/tools/ansi-console,lib/tools/keystore-cli} \
+  "$home"/{modules/transport-netty4,modules/flock-rest-root,modules/flock-analysis,plugins,logs}
 
 # fetch <pom> <dir>: the pom's runtime dependency jars. Quiet unless it fails (mvn 3.8 -q still
 # prints colour codes), then show its log.
@@ -127,6 +129,9 @@ printf 'Agent-Class: org.flock.esnode.EntitlementAgent\nCan-Redefine-Classes: tr
   -C "$work/classes" 'org/flock/esnode/Launcher$MarkerFilter.class'
 "${JDK_BIN}jar" --create --file "$home/lib/tools/ansi-console/flock-ansi-console.jar" \
   -C "$work/classes" org/elasticsearch/io/ansi/AnsiConsoleLoader.class
+# bin/elasticsearch-keystore (ours, on the server's KeyStoreWrapper, see README).
+"${JDK_BIN}jar" --create --file "$home/lib/tools/keystore-cli/flock-keystore-cli.jar" \
+  -C "$work/classes" org/flock/esnode/KeystoreCli.class -C "$work/classes" 'org/flock/esnode/KeystoreCli$UserError.class'
 
 # GET / (our re-implementation of Elastic's rest-root module, see README), loaded like any module.
 "${JDK_BIN}jar" --create --file "$home/modules/flock-rest-root/flock-rest-root.jar" \
@@ -140,6 +145,18 @@ java.version=17
 elasticsearch.version=$ES_VERSION
 EOF
 
+# The token filters/tokenizer of analysis-common that the .security index needs (ours, see README).
+"${JDK_BIN}jar" --create --file "$home/modules/flock-analysis/flock-analysis.jar" \
+  -C "$work/classes" org/flock/esnode/analysis
+cat > "$home/modules/flock-analysis/plugin-descriptor.properties" <<EOF
+description=pattern_capture and unique token filters, uax_url_email tokenizer (stands in for part of Elastic's analysis-common module; not Elastic's code)
+version=$ES_VERSION
+name=flock-analysis
+classname=org.flock.esnode.analysis.FlockAnalysisPlugin
+java.version=17
+elasticsearch.version=$ES_VERSION
+EOF
+
 # Elastic bundles libzstd here (not on Maven Central). On Java 21+ ES's native access layer loads it
 # from this path and, without it, disables all native calls (seccomp, rlimit checks). The system
 # libzstd1 (a dependency of dpkg, so present on every Debian/Ubuntu) is the same library.
@@ -148,7 +165,7 @@ ln -s /usr/lib/x86_64-linux-gnu/libzstd.so.1 "$home/lib/platform/linux-x64/libzs
 
 cp -R dist/bin dist/config "$home/"
 rm -f "$home/config/jvm.options.d/.keep"
-chmod 0755 "$home/bin/elasticsearch"
+chmod 0755 "$home"/bin/elasticsearch*
 
 tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$work" \
   -czf "$work/out.tar.gz" "elasticsearch-$ES_VERSION"
