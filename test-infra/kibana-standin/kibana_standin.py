@@ -22,12 +22,22 @@ touches, and rejects what real Kibana would reject there:
   ``{"success", "successCount", "successResults", "warnings"[, "errors"]}``;
 * ``GET /api/saved_objects/_find?type=...`` and ``GET /api/saved_objects/<type>/<id>``
   over what was imported (kept in ``path.data``, so a restart keeps them, as Kibana
-  keeps saved objects in Elasticsearch).
+  keeps saved objects in Elasticsearch);
+* ``PUT /api/security/role/<name>`` (Kibana's role API: feature privileges): 400
+  without ``kbn-xsrf``, 401 without HTTP basic credentials, 400 with Kibana's error
+  shape for a body Kibana's schema rejects (unknown keys, ``elasticsearch`` missing,
+  ``base`` and ``feature`` together, ``*`` mixed with other spaces, an unknown base or
+  feature privilege, a feature id Kibana 8.19 does not have); 204 on success. ``GET
+  /api/security/role/<name>`` returns it in Kibana's shape, 404 when absent. Roles are
+  kept in ``path.data``; the stand-in does NOT write them to Elasticsearch (real Kibana
+  stores them there as application privileges of ``kibana-.kibana``) and does not check
+  the credentials, only that they are given.
 
 It does NOT talk to Elasticsearch (``elasticsearch.hosts`` is only validated), does
 not render anything, has no security/login, and does not migrate saved objects.
-``GET /__standin__/imports`` exists only in the stand-in: it counts import requests
-so tests can prove the role imports the dashboards once and only once.
+``GET /__standin__/imports`` and ``GET /__standin__/roles`` exist only in the stand-in:
+they count import requests and role writes, so tests can prove the role makes each
+call once and only once.
 
 Standard library + PyYAML (python3-yaml), Python 3.11.
 """
@@ -74,6 +84,136 @@ ICONS = {
     "dashboard": "dashboardApp",
     "search": "discoverApp",
 }
+
+
+# Feature ids of Kibana 8.19's features registry (GET /api/features) whose privileges a
+# role may grant, and the privileges each accepts (all/read plus the minimal_* forms of
+# features with sub-features). Deprecated ids Kibana 8.19 still accepts and maps
+# (e.g. discover -> discover_v2 internally) are listed too: its role API takes both.
+KIBANA_FEATURES = {
+    "discover",
+    "discover_v2",
+    "dashboard",
+    "dashboard_v2",
+    "visualize",
+    "visualize_v2",
+    "canvas",
+    "maps",
+    "maps_v2",
+    "ml",
+    "graph",
+    "logs",
+    "infrastructure",
+    "apm",
+    "uptime",
+    "observabilityCases",
+    "observabilityAIAssistant",
+    "slo",
+    "siem",
+    "siemV2",
+    "securitySolutionCases",
+    "securitySolutionAssistant",
+    "dev_tools",
+    "advancedSettings",
+    "indexPatterns",
+    "savedObjectsManagement",
+    "savedQueryManagement",
+    "savedObjectsTagging",
+    "filesManagement",
+    "filesSharedImage",
+    "fleet",
+    "fleetv2",
+    "osquery",
+    "actions",
+    "stackAlerts",
+    "generalCases",
+    "rulesSettings",
+    "maintenanceWindow",
+    "monitoring",
+    "enterpriseSearch",
+    "guidedOnboardingFeature",
+    "aiAssistantManagementSelection",
+    "inventory",
+    "dataQuality",
+}
+FEATURE_PRIVILEGES = {"all", "read", "minimal_all", "minimal_read"}
+BASE_PRIVILEGES = {"all", "read"}
+ROLE_KEYS = {"elasticsearch", "kibana", "metadata", "description", "transient_metadata"}
+ES_ROLE_KEYS = {"cluster", "indices", "remote_indices", "remote_cluster", "run_as"}
+INDEX_KEYS = {"names", "privileges", "field_security", "query", "allow_restricted_indices"}
+
+
+def validate_role(body):
+    """Errors Kibana's PUT /api/security/role schema would report; [] when it accepts."""
+    if not isinstance(body, dict):
+        return ["[request body]: expected a plain object value"]
+    errors = [
+        f"[request body.{k}]: definition for this key is missing" for k in body.keys() - ROLE_KEYS
+    ]
+    es = body.get("elasticsearch")
+    if not isinstance(es, dict):
+        errors.append("[request body.elasticsearch]: expected a plain object value")
+    else:
+        errors += [
+            f"[request body.elasticsearch.{k}]: definition for this key is missing"
+            for k in es.keys() - ES_ROLE_KEYS
+        ]
+        for i, entry in enumerate(es.get("indices", [])):
+            if not isinstance(entry, dict) or not entry.get("names") or not entry.get("privileges"):
+                errors.append(
+                    f"[request body.elasticsearch.indices.{i}]: names and privileges are required"
+                )
+            else:
+                errors += [
+                    f"[request body.elasticsearch.indices.{i}.{k}]: "
+                    "definition for this key is missing"
+                    for k in entry.keys() - INDEX_KEYS
+                ]
+    kibana = body.get("kibana", [])
+    if not isinstance(kibana, list):
+        return [*errors, "[request body.kibana]: expected value of type [array]"]
+    for i, entry in enumerate(kibana):
+        where = f"[request body.kibana.{i}"
+        if not isinstance(entry, dict):
+            errors.append(f"{where}]: expected a plain object value")
+            continue
+        errors += [
+            f"{where}.{k}]: definition for this key is missing"
+            for k in entry.keys() - {"base", "feature", "spaces"}
+        ]
+        base, feature, spaces = (
+            entry.get("base", []),
+            entry.get("feature", {}),
+            entry.get("spaces", ["*"]),
+        )
+        if (
+            not isinstance(base, list)
+            or not isinstance(feature, dict)
+            or not isinstance(spaces, list)
+        ):
+            errors.append(f"{where}]: base and spaces are arrays, feature is an object")
+            continue
+        if base and feature:
+            errors.append(f"{where}]: Cannot specify both base and feature privileges")
+        errors += [
+            f"{where}.base]: unknown base privilege [{b}]" for b in base if b not in BASE_PRIVILEGES
+        ]
+        if "*" in spaces and len(spaces) > 1:
+            errors.append(
+                f"{where}.spaces]: Global spaces ['*'] cannot be combined with other spaces"
+            )
+        for fid, privs in feature.items():
+            if fid not in KIBANA_FEATURES:
+                errors.append(f"{where}.feature]: Feature [{fid}] does not exist")
+            elif not isinstance(privs, list) or not privs:
+                errors.append(f"{where}.feature.{fid}]: expected a non-empty array of privileges")
+            else:
+                errors += [
+                    f"{where}.feature.{fid}]: Feature [{fid}] does not support privilege [{p}]"
+                    for p in privs
+                    if p not in FEATURE_PRIVILEGES
+                ]
+    return errors
 
 
 class ConfigError(Exception):
@@ -207,11 +347,15 @@ class Store:
             state = {}
         self.objects = {tuple(k.split("/", 1)): v for k, v in state.get("objects", {}).items()}
         self.imports = state.get("imports", [])
+        self.roles = state.get("roles", {})
+        self.role_writes = state.get("role_writes", [])
 
     def save(self):
         state = {
             "objects": {f"{t}/{i}": obj for (t, i), obj in self.objects.items()},
             "imports": self.imports,
+            "roles": self.roles,
+            "role_writes": self.role_writes,
         }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
@@ -349,7 +493,27 @@ class Handler(BaseHTTPRequestHandler):
                     "imports": imports,
                 },
             )
+        if path == "/__standin__/roles":
+            with self.store.lock:
+                writes = list(self.store.role_writes)
+            return self.send_json(
+                HTTPStatus.OK,
+                {
+                    "standin": True,
+                    "note": "stand-in only endpoint; real Kibana has no such API",
+                    "role_writes": len(writes),
+                    "writes": writes,
+                },
+            )
         parts = path.split("/")
+        if len(parts) == 5 and parts[1:4] == ["api", "security", "role"]:
+            with self.store.lock:
+                role = self.store.roles.get(parts[4])
+            if role is None:
+                return self.send_json(
+                    HTTPStatus.NOT_FOUND, error_body(HTTPStatus.NOT_FOUND, "Not Found")
+                )
+            return self.send_json(HTTPStatus.OK, role)
         if len(parts) == 5 and parts[1:3] == ["api", "saved_objects"]:
             with self.store.lock:
                 obj = self.store.objects.get((parts[3], parts[4]))
@@ -402,6 +566,63 @@ class Handler(BaseHTTPRequestHandler):
             errors=len(response.get("errors", [])),
         )
         return self.send_json(HTTPStatus.OK, response)
+
+    def do_PUT(self):
+        path, _ = self.route()
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        parts = path.split("/")
+        if not (len(parts) == 5 and parts[1:4] == ["api", "security", "role"] and parts[4]):
+            return self.send_json(
+                HTTPStatus.NOT_FOUND, error_body(HTTPStatus.NOT_FOUND, "Not Found")
+            )
+        bad = HTTPStatus.BAD_REQUEST
+        if "kbn-xsrf" not in {k.lower() for k in self.headers}:
+            return self.send_json(bad, error_body(bad, "Request must contain a kbn-xsrf header."))
+        auth = self.headers.get("Authorization", "")
+        if not auth.startswith("Basic "):
+            unauth = HTTPStatus.UNAUTHORIZED
+            return self.send_json(unauth, error_body(unauth, "Unauthorized"))
+        try:
+            role = json.loads(body or b"null")
+        except json.JSONDecodeError as exc:
+            return self.send_json(
+                bad, error_body(bad, f"Invalid request payload JSON format: {exc}")
+            )
+        errors = validate_role(role)
+        if errors:
+            return self.send_json(bad, error_body(bad, "; ".join(errors)))
+        name = parts[4]
+        es = role["elasticsearch"]
+        stored = {
+            "name": name,
+            "description": role.get("description", ""),
+            "metadata": role.get("metadata", {}),
+            "transient_metadata": {"enabled": True},
+            "elasticsearch": {
+                "cluster": es.get("cluster", []),
+                "indices": es.get("indices", []),
+                "run_as": es.get("run_as", []),
+            },
+            "kibana": [
+                {
+                    "base": k.get("base", []),
+                    "feature": k.get("feature", {}),
+                    "spaces": k.get("spaces", ["*"]),
+                }
+                for k in role.get("kibana", [])
+            ],
+            "_transform_error": [],
+            "_unrecognized_applications": [],
+        }
+        with self.store.lock:
+            self.store.roles[name] = stored
+            self.store.role_writes.append({"at": dt.datetime.now(dt.UTC).isoformat(), "name": name})
+            self.store.save()
+        log("role written", name=name)
+        self.send_response(HTTPStatus.NO_CONTENT.value)
+        self.send_header("kbn-name", self.settings["name"])
+        self.end_headers()
 
     def multipart_file(self, body):
         ctype = self.headers.get("Content-Type", "")

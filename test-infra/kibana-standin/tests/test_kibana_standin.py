@@ -270,3 +270,79 @@ def test_serves_tls_with_configured_certificate(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+VIEWER_ROLE = {
+    "elasticsearch": {"cluster": [], "indices": []},
+    "kibana": [
+        {
+            "base": [],
+            "feature": {"dashboard": ["read"], "discover": ["read"], "visualize": ["read"]},
+            "spaces": ["*"],
+        }
+    ],
+}
+AUTH = {"Authorization": "Basic ZWxhc3RpYzpzZWNyZXQ=", "kbn-xsrf": "true"}
+
+
+def put_role(url, name, role, headers=AUTH):
+    req = urllib.request.Request(  # noqa: S310
+        f"{url}/api/security/role/{name}",
+        data=json.dumps(role).encode(),
+        method="PUT",
+        headers={"Content-Type": "application/json", **headers},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_role_api_accepts_feature_privileges_and_records_them(standin):
+    status, body = put_role(standin, "flock_dashboards", VIEWER_ROLE)
+    assert (status, body) == (204, b"")
+    status, role = request(f"{standin}/api/security/role/flock_dashboards")
+    assert status == 200
+    assert role["name"] == "flock_dashboards"
+    assert role["kibana"] == VIEWER_ROLE["kibana"]
+    assert role["elasticsearch"]["indices"] == []
+    assert request(f"{standin}/__standin__/roles")[1]["role_writes"] == 1
+    assert request(f"{standin}/api/security/role/nobody")[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"kibana": [{"base": [], "feature": {"dashboards": ["read"]}, "spaces": ["*"]}]},
+            "Feature [dashboards] does not exist",
+        ),
+        (
+            {"kibana": [{"base": [], "feature": {"discover": ["write"]}, "spaces": ["*"]}]},
+            "does not support privilege [write]",
+        ),
+        (
+            {"kibana": [{"base": ["read"], "feature": {"discover": ["read"]}, "spaces": ["*"]}]},
+            "Cannot specify both base and feature privileges",
+        ),
+        ({"kibana": [{"base": ["read"], "spaces": ["*", "default"]}]}, "cannot be combined"),
+        ({"elasticsearch": None}, "[request body.elasticsearch]"),
+        ({"applications": []}, "[request body.applications]: definition for this key is missing"),
+    ],
+)
+def test_role_api_rejects_what_kibana_rejects(standin, change, message):
+    status, body = put_role(standin, "bad", {**VIEWER_ROLE, **change})
+    assert status == 400
+    assert message in body["message"]
+    assert request(f"{standin}/api/security/role/bad")[0] == 404
+
+
+def test_role_api_needs_xsrf_and_credentials(standin):
+    status, body = put_role(standin, "r", VIEWER_ROLE, headers={"kbn-xsrf": "true"})
+    assert status == 401
+    status, body = put_role(
+        standin, "r", VIEWER_ROLE, headers={"Authorization": AUTH["Authorization"]}
+    )
+    assert status == 400 and "kbn-xsrf" in body["message"]
+    assert request(f"{standin}/__standin__/roles")[1]["role_writes"] == 0
