@@ -3,7 +3,7 @@
 Not a test. Starts the test Elasticsearch node (or uses $FLOCK_ES_URL), installs the
 index templates under a throwaway prefix, and runs the gateway under gunicorn with the
 gateway role's own gunicorn.conf.py template and defaults (worker count computed for
-this machine, access log on; plain HTTP on 127.0.0.1 instead of TLS). Then, for each
+this machine; plain HTTP on 127.0.0.1 instead of TLS; logs to a file). Then, for each
 load and each round (interleaved), a separate load-generator process (loadgen.py: one
 selector loop, keep-alive sockets, request bytes joined from pre-encoded parts) keeps
 every agent busy for --seconds and measures:
@@ -83,9 +83,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def role_gunicorn_conf(port: int, logdir: Path) -> tuple[str, int, int]:
+def role_gunicorn_conf(
+    port: int, logdir: Path, workers: int | None = None, threads: int | None = None
+) -> tuple[str, int, int]:
     """The role's gunicorn.conf.py rendered with its defaults for this machine, with
-    bench overrides appended (plain HTTP on 127.0.0.1, logs to files)."""
+    bench overrides appended (plain HTTP on 127.0.0.1, gunicorn's own log to a file)."""
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     # renders a Python config file, not HTML
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)  # noqa: S701
@@ -99,12 +101,15 @@ def role_gunicorn_conf(port: int, logdir: Path) -> tuple[str, int, int]:
         gateway_bind_address="127.0.0.1",
         gateway_port=port,
     )
+    if workers:
+        values["gateway_workers"] = workers
+    if threads:
+        values["gateway_threads"] = threads
     text = env.from_string((ROLE / "templates" / "gunicorn.conf.py.j2").read_text()).render(
         **values
     )
     text += (
         "\n# bench overrides\ncertfile = None\nkeyfile = None\nworker_tmp_dir = None\n"
-        f"accesslog = {str(logdir / 'access.log')!r}\n"
         f"errorlog = {str(logdir / 'error.log')!r}\n"
     )
     return text, int(values["gateway_workers"]), int(values["gateway_threads"])
@@ -146,9 +151,11 @@ def listener_pid(port: int) -> int | None:
 
 
 @contextlib.contextmanager
-def gunicorn(es_url: str, prefix: str, logdir: Path) -> Iterator[tuple[int, list[int], str]]:
+def gunicorn(
+    es_url: str, prefix: str, logdir: Path, workers: int | None, threads: int | None
+) -> Iterator[tuple[int, list[int], str]]:
     port = free_port()
-    conf_text, workers, threads = role_gunicorn_conf(port, logdir)
+    conf_text, workers, threads = role_gunicorn_conf(port, logdir, workers, threads)
     conf = logdir / "gunicorn.conf.py"
     conf.write_text(conf_text)
     env = {**os.environ, "FLOCK_ES_HOSTS": es_url, "FLOCK_INDEX_PREFIX": prefix,
@@ -370,6 +377,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=3, help="unmeasured seconds before each run")
     ap.add_argument("--load", action="append", choices=[ld.key for ld in LOADS],
                     help="run only this load (repeatable; default: all three)")  # fmt: skip
+    ap.add_argument("--workers", type=int, help="instead of the role's default")
+    ap.add_argument("--threads", type=int, help="instead of the role's default")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s")
     args = ap.parse_args()
     if args.quick:
@@ -387,7 +396,11 @@ def main() -> int:
         if es_pid is None:
             print("cannot find the Elasticsearch process: its CPU is not reported")
         try:
-            with gunicorn(es_url, prefix, Path(tmp)) as (port, gw_pids, shape):
+            with gunicorn(es_url, prefix, Path(tmp), args.workers, args.threads) as (
+                port,
+                gw_pids,
+                shape,
+            ):
                 pids = {"gateway": gw_pids, "elasticsearch": [es_pid] if es_pid else []}
                 bench = Bench(es, es_url, prefix, port)
                 for load in loads:
@@ -419,7 +432,8 @@ def main() -> int:
                     es.indices.delete_index_template(name=t["name"])
 
     print()
-    print(f"gunicorn {shape} (the role's settings on {os.cpu_count()} CPUs), "
+    bulk = {k: v for k, v in os.environ.items() if k.startswith("FLOCK_BULK_")}
+    print(f"gunicorn {shape} on {os.cpu_count()} CPUs, {bulk or 'default shared bulks'}, "
           f"{args.rounds} rounds of {args.seconds:g} s, median (min-max); "
           f"load average at the end {os.getloadavg()[0]:.2f}")  # fmt: skip
     report(results, loads)

@@ -14,6 +14,8 @@ import sys
 import time
 from typing import Any
 
+import orjson
+
 LOGGER_NAME = "flock_gateway"
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -44,10 +46,20 @@ def _scrub(value: Any) -> Any:
 
 
 class JsonFormatter(logging.Formatter):
+    # (second, its ISO text): one strftime per second, not one per line
+    _stamp: tuple[int, str] = (-1, "")
+
+    def _time(self, created: float, msecs: float) -> str:
+        second = int(created)
+        stamp = self._stamp
+        if stamp[0] != second:
+            stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+            self._stamp = stamp
+        return f"{stamp[1]}.{int(msecs):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": self._time(record.created, record.msecs),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -59,7 +71,11 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             entry["exc_type"] = record.exc_info[0].__name__
             entry["exc"] = str(record.exc_info[1])
-        return json.dumps(_scrub(entry), default=str, ensure_ascii=False)
+        entry = _scrub(entry)
+        try:
+            return orjson.dumps(entry, default=str).decode()
+        except TypeError:  # e.g. an integer beyond 64 bits
+            return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 def setup_logging(level: str = "INFO", stream: Any = None) -> logging.Logger:

@@ -27,16 +27,31 @@ Item = dict[str, Any]
 Send = Callable[[bytes], list[Item]]
 
 
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass(eq=False)
 class _Pending:
     body: bytes
     rows: int
     queued_at: float
-    wake: threading.Event = field(default_factory=threading.Event)
+    # released (under the batcher's lock, at most once per wait) to wake the waiting
+    # thread; a bare lock is the cheapest thing a thread can sleep on
+    wake: threading.Lock = field(default_factory=_held_lock)
+    signalled: bool = False
     finished: bool = False
     promoted: bool = False
     items: list[Item] | None = None
     error: Callable[[], BaseException] | None = None
+
+    def signal(self) -> None:
+        """Wake the waiting thread (call with the batcher's lock held)."""
+        if not self.signalled:
+            self.signalled = True
+            self.wake.release()
 
 
 @dataclass
@@ -92,9 +107,9 @@ class BulkBatcher:
         if lead:
             self._flush_until_done(p)
         while True:
-            p.wake.wait()
+            p.wake.acquire()
             with self._lock:
-                p.wake.clear()
+                p.signalled = False
                 promoted, p.promoted = p.promoted, False
             if promoted:
                 self._flush_until_done(p)
@@ -113,7 +128,7 @@ class BulkBatcher:
                         # someone is still queued: the oldest waiter takes over the slot
                         head = self._queue[0]
                         head.promoted = True
-                        head.wake.set()
+                        head.signal()
                     else:
                         self._flushers -= 1
                     return
@@ -157,7 +172,7 @@ class BulkBatcher:
                 for p in batch:
                     p.error = make
                     p.finished = True
-                    p.wake.set()
+                    p.signal()
             return
         start = 0
         with self._lock:
@@ -171,4 +186,4 @@ class BulkBatcher:
                 p.items = items[start : start + p.rows]
                 start += p.rows
                 p.finished = True
-                p.wake.set()
+                p.signal()

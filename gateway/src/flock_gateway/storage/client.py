@@ -12,6 +12,7 @@ from elasticsearch import (
     NotFoundError,
     TransportError,
 )
+from elasticsearch.serializer import OrjsonSerializer
 
 from ..config import Config
 
@@ -21,6 +22,8 @@ def make_client(config: Config) -> Elasticsearch:
         "request_timeout": config.es_timeout,
         "max_retries": config.es_max_retries,
         "retry_on_timeout": True,
+        # bulk answers are parsed on every flush: orjson parses them several times faster
+        "serializer": OrjsonSerializer(),
     }
     if config.es_ca_file:
         kwargs["ca_certs"] = config.es_ca_file
