@@ -14,11 +14,11 @@ replace the same objects):
 * three dashboards: "Flock" (the original project's panels, macOS),
   "Flock - Linux" and "Flock - Fleet overview".
 
-Every panel that looks at osquery results filters on the query ``name`` from
+Every panel that looks at osquery results filters on the query name ``data.name`` from
 ``gateway/src/flock_gateway/data/osquery_schedule.json`` with a phrase filter,
-and aggregates only ``columns.<col>``, ``hostIdentifier``, ``flock.name`` or
-``@timestamp`` (keyword / date fields in the gateway's ``flock-results`` index
-template). Standard library only.
+and aggregates only ``data.columns.<col>``, ``flock.username`` (the authenticated
+host), ``flock.name`` or ``@timestamp`` (keyword / date fields in the gateway's
+``flock-results`` index template). Standard library only.
 
 Layout: ``kibana_lens.py`` builds Lens objects, ``flock_panels.py`` says which panels
 each dashboard has, this file makes the saved objects and writes them. The names the
@@ -39,11 +39,13 @@ for _path in (HERE, HERE.parent / "gateway" / "src"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from flock_gateway.fields import COLUMNS, client_field  # noqa: E402
 from flock_gateway.storage.names import RESULTS, IndexNames  # noqa: E402
 from flock_panels import fleet_panels, flock_panels, linux_panels  # noqa: E402
 from kibana_lens import (  # noqa: E402
     CORE_MIGRATION_VERSION,
     DATA_VIEW_ID,
+    QUERY,
     RECORDS,
     TIME_FIELD,
     TYPE_MIGRATION_VERSION,
@@ -182,7 +184,7 @@ def render():
 def markdown():
     """The README's panel table: dashboard, panel, osquery query (and columns) feeding it."""
     by_id = {o["id"]: o for o in saved_objects()}
-    lines = ["| Dashboard | Panel | osquery query (`name`) | Fields |", "|---|---|---|---|"]
+    lines = ["| Dashboard | Panel | osquery query (`data.name`) | Fields |", "|---|---|---|---|"]
     for dash in (o for o in by_id.values() if o["type"] == "dashboard"):
         for ref in dash["references"]:
             vis = by_id[ref["id"]]
@@ -190,13 +192,13 @@ def markdown():
             queries = [
                 f["meta"]["params"]["query"]
                 for f in state["filters"]
-                if f["meta"]["key"] == "name" and not f["meta"]["negate"]
+                if f["meta"]["key"] == QUERY and not f["meta"]["negate"]
             ]
             others = [
                 ("NOT " if f["meta"]["negate"] else "")
                 + f"{f['meta']['key']}: {f['meta']['params']['query']}"
                 for f in state["filters"]
-                if f["meta"]["key"] != "name"
+                if f["meta"]["key"] != QUERY
             ]
             fields = []
             for col in state["datasourceStates"]["formBased"]["layers"]["layer1"][
@@ -206,7 +208,7 @@ def markdown():
                 if field and field != RECORDS and field not in fields:
                     fields.append(field)
                 kql_field = col.get("filter", {}).get("query", "").split(" ", 1)[0]
-                if kql_field.startswith("columns.") and kql_field not in fields:
+                if kql_field.startswith(client_field(COLUMNS + ".")) and kql_field not in fields:
                     fields.append(kql_field)
             query = ", ".join(f"`{q}`" for q in queries) or "all queries"
             if others:

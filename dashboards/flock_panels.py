@@ -9,6 +9,7 @@ from __future__ import annotations
 from kibana_lens import (
     AGENT_NAME,
     HOST,
+    QUERY,
     TIME_FIELD,
     bars_over_time,
     count,
@@ -18,17 +19,18 @@ from kibana_lens import (
     metric,
     phrase,
     query_is,
+    result_column,
     table,
     terms,
 )
 
-NOT_MACOS = phrase("columns.os_platform", "darwin", negate=True)
+NOT_MACOS = phrase(result_column("os_platform"), "darwin", negate=True)
 
 
 def inventory_table(vis_id, title, query, description, fields):
     """Which items (e.g. extensions) are present, on how many hosts: the most common first."""
     rows = [
-        (f"c{i}", terms(f"columns.{col}", label, size=size, order_by="hosts"))
+        (f"c{i}", terms(result_column(col), label, size=size, order_by="hosts"))
         for i, (col, label, size) in enumerate(fields)
     ]
     return table(
@@ -48,7 +50,7 @@ def setting_donut(vis_id, title, query, description, column, label, extra=()):
         vis_id,
         title,
         description,
-        [("value", terms(f"columns.{column}", label, size=5, order_by="hosts"))],
+        [("value", terms(result_column(column), label, size=5, order_by="hosts"))],
         ("hosts", hosts()),
         [query_is(query), *extra],
     )
@@ -69,8 +71,8 @@ def host_list(vis_id, title, description, filters, extra_rows=()):
 def overview_panels():
     """Operating systems and the data received, at the top of the "Flock" dashboard."""
     os_groups = [
-        ("os", terms("columns.name", "Operating system", size=5, order_by="hosts")),
-        ("version", terms("columns.version", "Version", size=10, order_by="hosts")),
+        ("os", terms(result_column("name"), "Operating system", size=5, order_by="hosts")),
+        ("version", terms(result_column("version"), "Version", size=10, order_by="hosts")),
     ]
     return [
         (
@@ -92,8 +94,8 @@ def overview_panels():
                 "Each host with its operating system and version (query os_version).",
                 [query_is("os_version")],
                 extra_rows=[
-                    ("os", terms("columns.name", "Operating system", size=1)),
-                    ("version", terms("columns.version", "Version", size=1)),
+                    ("os", terms(result_column("name"), "Operating system", size=1)),
+                    ("version", terms(result_column("version"), "Version", size=1)),
                 ],
             ),
             24,
@@ -104,7 +106,7 @@ def overview_panels():
                 "flock-data-received",
                 "[Flock] Data received",
                 "Result rows stored over time, split by osquery query name.",
-                ("query", terms("name", "Query", size=20, order_by="rows")),
+                ("query", terms(QUERY, "Query", size=20, order_by="rows")),
                 ("rows", count("Rows")),
                 [],
             ),
@@ -219,7 +221,7 @@ SETTINGS = (
         "GuestEnabled in the login window preferences: 1 means the guest account is on.",
         "value",
         "Guest account enabled",
-        (phrase("columns.key", "GuestEnabled"),),
+        (phrase(result_column("key"), "GuestEnabled"),),
     ),
 )
 
@@ -265,7 +267,7 @@ def settings_panels():
         "[Flock] Remote sharing",
         "Hosts with each macOS sharing service turned on (query sharing_preferences).",
         [],
-        [(svc, hosts(label, kql=f'columns.{svc} : "1"')) for svc, label in SHARING_SERVICES],
+        [(svc, hosts(label, kql=f'{result_column(svc)} : "1"')) for svc, label in SHARING_SERVICES],
         [query_is("sharing_preferences")],
     )
     return [*donuts, (sharing, 36, 8)]
@@ -313,7 +315,7 @@ LINUX_ITEMS = (
 
 def linux_items_table(vis_id, title, query, description, columns):
     rows = [
-        (cid, terms(f"columns.{col}", label, size=size, order_by="hosts"))
+        (cid, terms(result_column(col), label, size=size, order_by="hosts"))
         for cid, col, label, size in columns
     ]
     return table(
@@ -335,11 +337,14 @@ def linux_panels():
                 "[Flock Linux] Distributions",
                 "Distinct Linux hosts per distribution and version (query os_version).",
                 [
-                    ("os", terms("columns.name", "Distribution", size=10, order_by="hosts")),
-                    ("version", terms("columns.version", "Version", size=10, order_by="hosts")),
+                    ("os", terms(result_column("name"), "Distribution", size=10, order_by="hosts")),
+                    (
+                        "version",
+                        terms(result_column("version"), "Version", size=10, order_by="hosts"),
+                    ),
                 ],
                 ("hosts", hosts()),
-                [query_is("os_version"), phrase("columns.platform", "darwin", negate=True)],
+                [query_is("os_version"), phrase(result_column("platform"), "darwin", negate=True)],
             ),
             24,
             15,
@@ -368,8 +373,8 @@ SILENT_KQL = f'{TIME_FIELD} >= "now-7d"'
 
 
 def fleet_panels():
-    no_disk_encryption = [query_is("disk_encryption"), phrase("columns.encrypted", "0")]
-    no_firewall = [query_is("alf"), phrase("columns.global_state", "0")]
+    no_disk_encryption = [query_is("disk_encryption"), phrase(result_column("encrypted"), "0")]
+    no_firewall = [query_is("alf"), phrase(result_column("global_state"), "0")]
     return [
         (
             metric(
@@ -450,7 +455,7 @@ def fleet_panels():
                 "[Flock fleet] Unencrypted hosts",
                 "Hosts that reported an unencrypted system disk in the last 24 hours.",
                 no_disk_encryption,
-                extra_rows=[("type", terms("columns.name", "Disk", size=3))],
+                extra_rows=[("type", terms(result_column("name"), "Disk", size=3))],
             ),
             24,
             15,

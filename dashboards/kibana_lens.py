@@ -3,7 +3,15 @@ Flock results data view."""
 
 from __future__ import annotations
 
-from flock_gateway.fields import NAME, TIMESTAMP, gateway_field
+from flock_gateway.fields import (
+    COLUMNS,
+    NAME,
+    QUERY_NAME,
+    TIMESTAMP,
+    USERNAME,
+    client_field,
+    gateway_field,
+)
 
 # Versions Kibana 8.x itself writes in exports; Kibana migrates newer on import.
 CORE_MIGRATION_VERSION = "8.8.0"
@@ -12,8 +20,18 @@ TYPE_MIGRATION_VERSION = {"index-pattern": "8.0.0", "lens": "8.9.0", "dashboard"
 DATA_VIEW_ID = "flock-results"
 TIME_FIELD = TIMESTAMP
 
-HOST = "hostIdentifier"
+# Hosts are counted by the identity the gateway authenticated, never by a field the laptop
+# sent; what the laptop sent is under data.*.
+HOST = gateway_field(USERNAME)
 AGENT_NAME = gateway_field(NAME)
+QUERY = client_field(QUERY_NAME)
+
+
+def result_column(name):
+    """The stored field of an osquery result column, e.g. ``data.columns.version``."""
+    return client_field(f"{COLUMNS}.{name}")
+
+
 RECORDS = "___records___"  # Lens' pseudo field for "count of records"
 
 
@@ -109,7 +127,7 @@ def phrase(field, value, negate=False):
 
 
 def query_is(name):
-    return phrase("name", name)
+    return phrase(QUERY, name)
 
 
 def _filters_and_refs(filters):

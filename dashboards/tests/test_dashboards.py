@@ -62,6 +62,9 @@ AGGREGATABLE = {
     "version",
 }
 LENS_PSEUDO_FIELDS = {"___records___"}
+# The gateway puts what a laptop sent under data.*; the top level is its own.
+QUERY_FIELD = "data.name"
+COLUMNS = "data.columns."
 OSQUERY_PLATFORMS = {"darwin", "linux", "windows", "freebsd", "posix", "any", "all"}
 # Kibana 8 rejects an import whose typeMigrationVersion is newer than it knows.
 MAX_TYPE_MIGRATION = {"index-pattern": (8, 0, 0), "lens": (8, 9, 0), "dashboard": (8, 9, 0)}
@@ -403,7 +406,7 @@ def check_fields(objs, template):
                 problems.append(f"{obj['id']}: {how} on {field}: type {ftype} not aggregatable")
                 continue
             if (
-                field.startswith("columns.")
+                field.startswith(COLUMNS)
                 and _explicit_mapping(mappings.get("properties", {}), field) is None
             ):
                 # osquery sends strings, or numbers/booleans with --logger_numerics: every
@@ -527,19 +530,19 @@ def check_query_usage(objs, query_columns):
         names = [
             f["meta"]["params"]["query"]
             for f in filters
-            if f.get("meta", {}).get("key") == "name" and not f["meta"].get("negate")
+            if f.get("meta", {}).get("key") == QUERY_FIELD and not f["meta"].get("negate")
         ]
         for name in names:
             if name not in query_columns:
                 problems.append(f"{obj['id']}: filters on query {name!r}, not in the schedule")
-        used = {f.split(".", 1)[1] for f, _ in lens_field_uses(obj) if f.startswith("columns.")}
+        used = {f[len(COLUMNS) :] for f, _ in lens_field_uses(obj) if f.startswith(COLUMNS)}
         if not used:
             continue
         if len(names) != 1:
-            problems.append(f"{obj['id']}: uses columns.* but filters on {len(names)} query names")
+            problems.append(f"{obj['id']}: uses {COLUMNS}* but filters on {len(names)} queries")
             continue
         for column in sorted(used - set(query_columns.get(names[0], used))):
-            problems.append(f"{obj['id']}: columns.{column} is not produced by query {names[0]}")
+            problems.append(f"{obj['id']}: {COLUMNS}{column} is not produced by query {names[0]}")
     return problems
 
 
@@ -592,7 +595,7 @@ def test_expected_dashboards_and_panels(objects):
     for title, dash in dashboards.items():
         for ref in dash["references"]:
             flt = lens_by_id[ref["id"]]["attributes"]["state"]["filters"]
-            names = {f["meta"]["params"]["query"] for f in flt if f["meta"]["key"] == "name"}
+            names = {f["meta"]["params"]["query"] for f in flt if f["meta"]["key"] == QUERY_FIELD}
             queries.setdefault(title, set()).update(names)
     assert queries["Flock"] >= {
         "os_version",
@@ -647,25 +650,50 @@ def _first(objs, type_):
 def test_checker_catches_unknown_field(objects, template):
     broken = copy.deepcopy(objects)
     layer = next(iter(_lens_layers(_first(broken, "lens")).values()))
-    next(c for c in layer["columns"].values() if c.get("sourceField") == "hostIdentifier")[
+    next(c for c in layer["columns"].values() if c.get("sourceField") == "flock.username")[
         "sourceField"
-    ] = "hostIdentfier"
-    assert any("hostIdentfier" in p for p in check_fields(broken, template))
-    # columns.* strings without the keyword dynamic template would be text: not aggregatable
+    ] = "flock.usernme"
+    assert any("flock.usernme" in p for p in check_fields(broken, template))
+    # a column mapped as text would not be aggregatable
     template_with_text = copy.deepcopy(template)
-    mappings = template_with_text["template"]["mappings"]
-    mappings["dynamic_templates"] = [
-        {"columns_text": {"path_match": "columns.*", "mapping": {"type": "text"}}},
-        *(t for t in mappings["dynamic_templates"] if "columns.*" not in json.dumps(t)),
-    ]
+    data = template_with_text["template"]["mappings"]["properties"]["data"]
+    data["properties"]["columns"]["properties"]["name"] = {"type": "text"}
     assert any("text not aggregatable" in p for p in check_fields(objects, template_with_text))
+    # an unmapped column is not indexed at all (dynamic mapping is off under data.*)
+    del data["properties"]["columns"]["properties"]["name"]
+    assert any("data.columns.name" in p for p in check_fields(objects, template_with_text))
+
+
+def check_schedule_columns_mapped(template, query_columns):
+    """Every column the reviewed schedule produces is a keyword in the results template."""
+    mappings = template.get("template", {}).get("mappings", {})
+    problems = []
+    for name, columns in sorted(query_columns.items()):
+        for column in columns:
+            field = f"{COLUMNS}{column}"
+            mapping = _explicit_mapping(mappings.get("properties", {}), field)
+            if mapping is None or mapping.get("type") != "keyword":
+                problems.append(f"query {name}: {field} is not mapped as keyword")
+    return problems
+
+
+def test_every_scheduled_column_is_searchable(template, query_columns):
+    assert check_schedule_columns_mapped(template, query_columns) == []
+
+
+def test_checker_catches_unmapped_scheduled_column(template, query_columns):
+    broken = copy.deepcopy(query_columns)
+    broken["alf"] = [*broken["alf"], "firewall_on"]
+    assert check_schedule_columns_mapped(template, broken) == [
+        "query alf: data.columns.firewall_on is not mapped as keyword"
+    ]
 
 
 def test_checker_catches_column_not_in_query(objects, query_columns):
     broken = copy.deepcopy(objects)
     lens_obj = next(o for o in broken if o["id"] == "flock-firewall")
     layer = next(iter(_lens_layers(lens_obj).values()))
-    layer["columns"]["value"]["sourceField"] = "columns.bundle_name"
+    layer["columns"]["value"]["sourceField"] = "data.columns.bundle_name"
     assert any("bundle_name" in p for p in check_query_usage(broken, query_columns))
 
 

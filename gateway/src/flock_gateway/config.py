@@ -57,6 +57,7 @@ class Config:
     public_url: str | None = None
     osquery_max_lines: int = 1024
     osquery_max_line_bytes: int = MIB
+    max_rows_per_request: int = 20_000
 
     @property
     def enrollment_required(self) -> bool:
@@ -107,6 +108,8 @@ class Config:
             raise ConfigError("status_logs must be 'store' or 'drop'")
         if self.osquery_max_lines < 1 or self.osquery_max_line_bytes < 1024:
             raise ConfigError("osquery_max_lines must be >= 1, osquery_max_line_bytes >= 1024")
+        if self.max_rows_per_request < 1:
+            raise ConfigError("max_rows_per_request must be >= 1")
         if self.public_url and not self.public_url.startswith("https://"):
             raise ConfigError("public_url must start with https:// (osquery only speaks TLS)")
         for secret in self.enroll_secrets:
@@ -172,6 +175,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("bulk_concurrency", "storage", "bulk_concurrency", int),
     _Setting("max_body_bytes", "gateway", "max_body_bytes", int),
     _Setting("max_decompressed_bytes", "gateway", "max_decompressed_bytes", int),
+    _Setting("max_rows_per_request", "gateway", "max_rows_per_request", int),
     _Setting("auth_cache_ttl", "gateway", "auth_cache_ttl", float),
     _Setting("enroll_secrets", "gateway", "enroll_secrets", _parse_list),
     _Setting("enroll_secrets", "gateway", "enroll_secrets_file", _parse_str, secret_file=True),

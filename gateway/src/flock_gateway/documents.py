@@ -1,5 +1,9 @@
 """Turn validated result lines into Elasticsearch documents with retry-safe ids.
 
+* Layout: the gateway owns the top level of every document (``@timestamp``, ``flock.*``);
+  everything the client sent goes, unchanged, under ``data``. However a client spells a
+  key (dotted, nested, escaped), it lands below ``data.`` and can never reach a field the
+  gateway sets.
 * ``@timestamp`` comes from the row's own ``unixTime`` (UTC); rows without one get the
   receipt time.
 * The daily index is derived from that timestamp, and the document id from the agent, the
@@ -75,11 +79,33 @@ def daily_index(prefix: str, kind: str, ts: datetime) -> str:
     return f"{prefix}-{kind}-{ts:%Y.%m.%d}"
 
 
+# The one top-level key holding what the client sent; every other top-level key is the
+# gateway's own.
+CLIENT_KEY = fields.CLIENT
+
+
 @dataclass
 class Tag:
     username: str
     name: str
     source: str  # fields.FLOCK_AGENT or fields.OSQUERY
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one request may expand to: documents, and bytes of client data in them.
+
+    A snapshot line expands to one document per row, each carrying the line's other
+    fields, so a small body can ask for far more documents and memory than it weighs.
+    Counting before building keeps the work per request proportional to the body.
+    """
+
+    max_docs: int = 20_000
+    max_bytes: int = 64 * 1024 * 1024
+
+
+class TooLarge(ValueError):
+    """The request would expand beyond its budget; resending it unchanged cannot help."""
 
 
 class DocumentBuilder:
@@ -96,6 +122,7 @@ class DocumentBuilder:
         tag: Tag,
         retention_days: int,
         received: datetime | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.prefix = prefix
         self.tag = tag
@@ -103,7 +130,10 @@ class DocumentBuilder:
         self.oldest = (self.received - timedelta(days=retention_days)).replace(
             hour=0, minute=0, second=0, microsecond=0
         )
+        self.budget = budget or Budget()
         self.expired = 0
+        self._docs = 0
+        self._bytes = 0
         self._seen: Counter[str] = Counter()
 
     def _flock(self) -> dict[str, Any]:
@@ -114,24 +144,47 @@ class DocumentBuilder:
             fields.RECEIVED_AT: iso(self.received),
         }
 
+    def _spend(self, docs: int, size: int) -> None:
+        self._docs += docs
+        self._bytes += size
+        if self._docs > self.budget.max_docs:
+            raise TooLarge(
+                f"the request expands to more than {self.budget.max_docs} rows: "
+                "send smaller batches"
+            )
+        if self._bytes > self.budget.max_bytes:
+            raise TooLarge(
+                f"the request expands to more than {self.budget.max_bytes} bytes of rows: "
+                "send smaller batches"
+            )
+
     def _make(
-        self, kind: str, row: dict[str, Any], ts: datetime, identity: Any = None
+        self,
+        kind: str,
+        row: dict[str, Any],
+        ts: datetime,
+        identity: Any = None,
+        canon: str | None = None,
     ) -> Doc | None:
         if ts < self.oldest:
             self.expired += 1
             return None
-        canon = canonical(row if identity is None else identity)
+        if canon is None:
+            canon = canonical(row if identity is None else identity)
         key = f"{kind}\x00{canon}"
         occurrence = self._seen[key]
         self._seen[key] += 1
-        source = dict(row)
-        source[fields.TIMESTAMP] = iso(ts)
-        source[fields.GATEWAY] = self._flock()
+        source = {fields.TIMESTAMP: iso(ts), fields.GATEWAY: self._flock(), CLIENT_KEY: row}
         return Doc(
             index=daily_index(self.prefix, kind, ts),
             id=doc_id(self.tag.username, kind, canon, occurrence),
             source=source,
         )
+
+    def _plain(self, kind: str, item: dict[str, Any], ts: datetime) -> Doc | None:
+        canon = canonical(item)
+        self._spend(1, len(canon))
+        return self._make(kind, item, ts, canon=canon)
 
     def results(self, items: Iterable[dict[str, Any]]) -> list[Doc]:
         """osquery result lines (differential or snapshot) -> one doc per row."""
@@ -139,16 +192,22 @@ class DocumentBuilder:
         for item in items:
             ts = row_time(parse_epoch(item.get("unixTime")), self.received)
             if isinstance(item.get("snapshot"), list):
+                rows = item["snapshot"]
                 base = {k: v for k, v in item.items() if k != "snapshot"}
                 base.setdefault("action", "snapshot")
-                base_digest = hashlib.sha256(canonical(base).encode("utf-8")).hexdigest()
-                for position, row in enumerate(item["snapshot"]):
+                base_canon = canonical(base)
+                # every row document repeats the base: charge for it before building any
+                self._spend(len(rows), len(base_canon) * len(rows))
+                base_digest = hashlib.sha256(base_canon.encode("utf-8")).hexdigest()
+                for position, row in enumerate(rows):
                     expanded = {**base, "columns": row}
                     # the row's position keeps identical rows of one snapshot apart
                     identity = ["snapshot", base_digest, position, row]
-                    docs.append(self._make("results", expanded, ts, identity=identity))
+                    canon = canonical(identity)
+                    self._spend(0, len(canon))
+                    docs.append(self._make("results", expanded, ts, canon=canon))
             else:
-                docs.append(self._make("results", item, ts))
+                docs.append(self._plain("results", item, ts))
         return [d for d in docs if d is not None]
 
     def agent_logs(self, items: Iterable[dict[str, Any]]) -> list[Doc]:
@@ -158,13 +217,13 @@ class DocumentBuilder:
             ms = parse_epoch(item.get("timestamp"))
             seconds = ms / 1000 if ms is not None and abs(ms) < 10**15 else None
             ts = row_time(seconds, self.received)
-            docs.append(self._make("agent-logs", item, ts))
+            docs.append(self._plain("agent-logs", item, ts))
         return [d for d in docs if d is not None]
 
     def status(self, items: Iterable[dict[str, Any]]) -> list[Doc]:
         """osquery status log lines."""
         docs = [
-            self._make("status", item, row_time(parse_epoch(item.get("unixTime")), self.received))
+            self._plain("status", item, row_time(parse_epoch(item.get("unixTime")), self.received))
             for item in items
         ]
         return [d for d in docs if d is not None]

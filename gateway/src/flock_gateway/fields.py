@@ -19,12 +19,23 @@ NAME = "name"  # the agent's display name
 SOURCE = "source"  # FLOCK_AGENT or OSQUERY
 RECEIVED_AT = "received_at"
 QUARANTINE_REASON = "quarantine_reason"  # why the mapping refused the row
-RAW = "raw"  # a refused row, kept whole and unindexed
+RAW_JSON = "raw_json"  # a refused row, kept whole as one unindexed JSON string
 
-# Top-level names only the gateway writes: an agent's row may not carry them.
+# Everything an agent sent, unchanged, is stored under this one top-level object; every
+# other top-level name is the gateway's, so no spelling of a client key can reach them.
+CLIENT = "data"
+QUERY_NAME = "name"  # osquery's query name, in the client's line
+COLUMNS = "columns"  # osquery's result columns, in the client's line
+
+# Top-level names only the gateway writes.
 OWNED = (TIMESTAMP, GATEWAY)
 
 
 def gateway_field(member: str) -> str:
     """The dotted field name of a member of the gateway's object, e.g. ``flock.name``."""
     return f"{GATEWAY}.{member}"
+
+
+def client_field(path: str) -> str:
+    """The stored field name of a field of the client's line, e.g. ``data.columns.name``."""
+    return f"{CLIENT}.{path}"

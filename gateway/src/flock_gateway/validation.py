@@ -7,17 +7,20 @@ agent can show; nothing a client sends can make it raise anything else.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
 from .errors import BadRequest
-from .fields import GATEWAY, OWNED
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 MAX_NAME_LEN = 200
 MAX_DEPTH = 8  # objects/arrays nested deeper than this are refused
 MAX_KEY_LEN = 256
 MAX_KEYS_PER_OBJECT = 1000
+# Elasticsearch takes integers up to unsigned 64 bits; a longer one is refused on every
+# resend (and past 1000 digits fails the whole bulk request), so it is refused here.
+MAX_INT = 2**64
 
 # Top-level fields whose JSON type is fixed by the index template. A value of another type
 # would make Elasticsearch refuse the document, so it is refused here instead.
@@ -54,6 +57,13 @@ def check_structure(value: Any) -> None:
         node, depth = stack.pop()
         if isinstance(node, str):
             _check_str(node)
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                # 1e309 parses as infinity, which JSON (and Elasticsearch) cannot carry
+                raise BadRequest("Invalid JSON object: number out of range")
+        elif isinstance(node, int) and not isinstance(node, bool):
+            if not -MAX_INT < node < MAX_INT:
+                raise BadRequest("Invalid JSON object: integer out of range")
         elif isinstance(node, dict):
             if depth >= MAX_DEPTH:
                 raise BadRequest(f"Invalid JSON object: nested deeper than {MAX_DEPTH} levels")
@@ -135,9 +145,6 @@ def validate_result_item(i: int, item: dict[str, Any], username: str) -> None:
     for host in hosts:
         if host != username:
             raise BadRequest(f"Item {i} does not contain the correct hostIdentifier")
-    for key in item:
-        if key.startswith("_") or key == GATEWAY:
-            raise BadRequest(f"Item {i}: field {key[:64]!r} is not allowed")
     for key in _STRING_FIELDS:
         if key in item and not isinstance(item[key], str):
             raise BadRequest(f"Item {i}: {key} must be a string")
@@ -180,6 +187,3 @@ def validate_flock_log_item(i: int, item: dict[str, Any]) -> None:
         raise BadRequest(f"Item {i}: timestamp must be an integer (milliseconds)")
     if item["type"] in ("enable_twig", "disable_twig") and "twig_id" not in item:
         raise BadRequest(f"Item {i} is about a twig, but does not contain a twig_id field")
-    for key in item:
-        if key.startswith("_") or key in OWNED:
-            raise BadRequest(f"Item {i}: field {key[:64]!r} is not allowed")

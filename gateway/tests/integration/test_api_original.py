@@ -166,8 +166,10 @@ def test_readme_examples(client, es, prefix):
 
     (hit,) = stored(es, prefix)
     src = hit["_source"]
-    assert src["host_uuid"] == "insert_endpoint_uuid_here"
-    assert src["other_arbitrary_data"] == "goes here"
+    assert src["data"] == {
+        "host_uuid": "insert_endpoint_uuid_here",
+        "other_arbitrary_data": "goes here",
+    }
     assert src["flock"]["username"] == "insert_endpoint_uuid_here"
     assert src["flock"]["source"] == "flock-agent"
     assert "@timestamp" in src

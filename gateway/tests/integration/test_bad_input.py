@@ -80,7 +80,23 @@ def _cases():
             {},
             400,
         ),
-        ("metadata field", "/submit", b'[{"hostIdentifier": "host-1", "_id": "x"}]', {}, 400),
+        # kept under data.*, where a metadata-looking name is an ordinary field
+        ("metadata field", "/submit", b'[{"hostIdentifier": "host-1", "_id": "x"}]', {}, 200),
+        ("infinity", "/submit", b'[{"hostIdentifier": "host-1", "x": 1e309}]', {}, 400),
+        (
+            "1200-digit unixTime",
+            "/submit",
+            b'[{"hostIdentifier": "host-1", "unixTime": ' + b"9" * 1200 + b"}]",
+            {},
+            400,
+        ),
+        (
+            "integer past 64 bits in a column",
+            "/submit",
+            b'[{"hostIdentifier": "host-1", "columns": {"a": 18446744073709551616}}]',
+            {},
+            400,
+        ),
         ("empty field name", "/submit", b'[{"hostIdentifier": "host-1", "": 1}]', {}, 400),
         ("dotted field name", "/submit", b'[{"hostIdentifier": "host-1", "a..b": 1}]', {}, 400),
         ("bad gzip", "/submit", b"\x1f\x8bnot gzip", {"Content-Encoding": "gzip"}, 400),
@@ -100,7 +116,7 @@ def _cases():
             "/submit_flock_logs",
             b'[{"type": "x", "timestamp": ' + b"9" * 400 + b"}]",
             {},
-            200,
+            400,
         ),
     ]
 
@@ -142,8 +158,8 @@ def test_huge_strings_are_stored(client, es, prefix):
     assert res.status_code == 200
     from .helpers import stored
 
-    (hit,) = stored(es, prefix, query={"term": {"columns.ok": "y"}})
-    assert len(hit["_source"]["columns"]["blob"]) == 3_000_000
+    (hit,) = stored(es, prefix, query={"term": {"flock.username": HOST}})
+    assert len(hit["_source"]["data"]["columns"]["blob"]) == 3_000_000
 
 
 @pytest.mark.parametrize(
@@ -251,3 +267,34 @@ def test_default_limit_fits_a_full_osquery_batch(shared):
     res = client.post("/submit", json=lines, headers=basic(HOST, token))
     assert res.status_code == 200
     assert json.loads(res.data)["processed_count"] == 1024
+
+
+def test_every_gzip_member_is_stored(client, es, prefix):
+    token = register(client, HOST)
+    first = json.dumps([osquery_line(HOST, counter=1)]).encode()
+    second = json.dumps([osquery_line(HOST, counter=2)]).encode()
+    # two members: the JSON arrays join into "[...][...]", which is not one JSON value
+    res = client.post(
+        "/submit",
+        data=gzip.compress(first) + gzip.compress(second),
+        headers={**basic(HOST, token), "Content-Encoding": "gzip"},
+    )
+    assert res.status_code == 400
+    body = json.dumps([osquery_line(HOST, counter=1), osquery_line(HOST, counter=2)]).encode()
+    half = len(body) // 2
+    res = client.post(
+        "/submit",
+        data=gzip.compress(body[:half]) + gzip.compress(body[half:]),
+        headers={**basic(HOST, token), "Content-Encoding": "gzip"},
+    )
+    assert res.status_code == 200, res.data
+    assert json.loads(res.data)["stored_count"] == 2
+    from .helpers import stored
+
+    assert sorted(h["_source"]["data"]["counter"] for h in stored(es, prefix)) == [1, 2]
+    res = client.post(
+        "/submit",
+        data=gzip.compress(body) + b"trailing",
+        headers={**basic(HOST, token), "Content-Encoding": "gzip"},
+    )
+    assert res.status_code == 400

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .helpers import basic, osquery_line, register, submit
+from .helpers import basic, osquery_line, register, stored, submit
 
 
 @pytest.fixture
@@ -66,13 +66,18 @@ def test_attacker_cannot_write_rows_for_the_victim(client, tokens, es, prefix):
     assert res.status_code == 400
     res = submit(client, "attacker-laptop", atk, {"host_uuid": "victim-laptop"})
     assert res.status_code == 400
+    # a forged tag is stored as the attacker's own data, never as the gateway's tag
     res = submit(
         client,
         "attacker-laptop",
         atk,
         [osquery_line("attacker-laptop", flock={"username": "victim-laptop"})],
     )
-    assert res.status_code == 400
+    assert res.status_code == 200
+    (hit,) = stored(es, prefix)
+    assert hit["_source"]["flock"]["username"] == "attacker-laptop"
+    assert hit["_source"]["data"]["flock"] == {"username": "victim-laptop"}
+    assert stored(es, prefix, query={"term": {"flock.username": "victim-laptop"}}) == []
 
 
 def test_stored_tokens_are_hashes(client, tokens, es, names):

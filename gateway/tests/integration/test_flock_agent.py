@@ -77,12 +77,12 @@ def test_agent_lifecycle(client, es, prefix):
     assert len(docs) == 5
     by_name = {}
     for d in docs:
-        by_name.setdefault(d["name"], []).append(d)
-        assert d["hostIdentifier"] == UUID
+        by_name.setdefault(d["data"]["name"], []).append(d["data"])
+        assert d["data"]["hostIdentifier"] == UUID
         assert d["flock"]["username"] == UUID
         assert d["flock"]["name"] == "Nick Fury"
         assert d["flock"]["source"] == "flock-agent"
-        assert d["decorations"] == {"username": "nick"}
+        assert d["data"]["decorations"] == {"username": "nick"}
         assert d["@timestamp"].endswith("Z")
     assert sorted(r["columns"]["name"] for r in by_name["launchd"]) == [
         "com.apple.a",
@@ -92,7 +92,7 @@ def test_agent_lifecycle(client, es, prefix):
     assert {r["action"] for r in by_name["firewall"]} == {"added", "removed"}
 
     event_docs = [h["_source"] for h in stored(es, prefix, "agent-logs")]
-    assert sorted(d["type"] for d in event_docs) == ["server_enabled", "twigs_enabled"]
+    assert sorted(d["data"]["type"] for d in event_docs) == ["server_enabled", "twigs_enabled"]
     assert all(d["flock"]["username"] == UUID for d in event_docs)
 
 
@@ -100,7 +100,7 @@ def test_stored_mapping_follows_the_data_contract(client, es, prefix):
     token = json.loads(
         agent_request(client, "post", "/register", data={"username": UUID, "name": "N"}).data
     )["auth_token"]
-    line = osquery_line(UUID, numerics=True, columns={"pid": 42, "path": "/bin/x"})
+    line = osquery_line(UUID, numerics=True, columns={"pid": 42, "path": "/bin/x", "name": 7})
     assert agent_request(client, "post", "/submit", token, [line]).status_code == 200
     (hit,) = stored(es, prefix)
     index = hit["_index"]
@@ -109,9 +109,11 @@ def test_stored_mapping_follows_the_data_contract(client, es, prefix):
     assert hit["_source"]["@timestamp"] == time.strftime(
         "%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(line["unixTime"])
     )
-    props = es.indices.get_mapping(index=index)[index]["mappings"]["properties"]
+    top = es.indices.get_mapping(index=index)[index]["mappings"]["properties"]
+    assert set(top) == {"@timestamp", "flock", "data"}
+    assert top["@timestamp"]["type"] == "date"
+    props = top["data"]["properties"]
     expected = {
-        "@timestamp": "date",
         "name": "keyword",
         "hostIdentifier": "keyword",
         "calendarTime": "keyword",
@@ -123,10 +125,14 @@ def test_stored_mapping_follows_the_data_contract(client, es, prefix):
     }
     for field, kind in expected.items():
         assert props[field]["type"] == kind, field
-    assert props["columns"]["properties"]["pid"]["type"] == "keyword"
+    # the reviewed schedule's columns are keywords whatever JSON type osquery sent;
+    # others (pid) and decorations are kept in _source, not indexed
     assert props["columns"]["properties"]["path"]["type"] == "keyword"
-    assert props["decorations"]["properties"]["username"]["type"] == "keyword"
-    flock = props["flock"]["properties"]
+    assert props["columns"]["properties"]["name"]["type"] == "keyword"
+    assert "pid" not in props["columns"]["properties"]
+    assert hit["_source"]["data"]["columns"]["pid"] == 42
+    assert es.count(index=index, query={"term": {"data.columns.name": "7"}})["count"] == 1
+    flock = top["flock"]["properties"]
     for field in ("username", "name", "source"):
         assert flock[field]["type"] == "keyword"
     assert flock["received_at"]["type"] == "date"

@@ -119,7 +119,7 @@ def test_enroll_config_log_roundtrip(oclient, es, prefix, names):
     docs = [h["_source"] for h in stored(es, prefix)]
     assert len(docs) == 3
     for d in docs:
-        assert d["hostIdentifier"] == UUID
+        assert d["data"]["hostIdentifier"] == UUID
         assert d["flock"]["source"] == "osquery"
         assert d["flock"]["username"] == UUID
         assert d["flock"]["name"] == "Nick's MacBook"
@@ -149,7 +149,7 @@ def test_status_logs_kept_apart(oclient, es, prefix):
     assert stored(es, prefix, "results") == []
     docs = [h["_source"] for h in stored(es, prefix, "status")]
     assert len(docs) == 2
-    assert docs[0]["message"] == "Executing scheduled query os_version"
+    assert docs[0]["data"]["message"] == "Executing scheduled query os_version"
 
 
 def test_status_logs_can_be_dropped(es_url, prefix, storage, es):
@@ -226,7 +226,7 @@ def test_allow_list_refuses_unscheduled_queries(oclient, es, prefix):
     assert out["refused_count"] == 3
     assert out["stored_count"] == 1
     docs = stored(es, prefix)
-    assert [d["_source"]["name"] for d in docs] == [scheduled]
+    assert [d["_source"]["data"]["name"] for d in docs] == [scheduled]
     metrics = oclient.get("/metrics").data.decode()
     assert 'flock_rows_refused_total{api="osquery",reason="not_in_schedule",pid=' in metrics
     line = next(x for x in metrics.splitlines() if x.startswith("flock_rows_refused_total"))
@@ -249,7 +249,7 @@ def test_strict_mode_on_the_flock_api(es_url, prefix, storage, es):
     assert body["processed_count"] == 2
     assert body["refused_count"] == 1
     assert body["stored_count"] == 1
-    assert [h["_source"]["name"] for h in stored(es, prefix)] == [scheduled]
+    assert [h["_source"]["data"]["name"] for h in stored(es, prefix)] == [scheduled]
 
 
 def test_node_invalid_makes_osquery_reenroll(oclient, env, capsys):
@@ -344,7 +344,7 @@ def test_hostname_identifiers_and_string_typed_rows(oclient, es, prefix):
     assert res.status_code == 200, out
     assert out["stored_count"] == 1
     (hit,) = stored(es, prefix)
-    assert hit["_source"]["hostIdentifier"] == host
+    assert hit["_source"]["data"]["hostIdentifier"] == host
 
 
 @pytest.mark.parametrize(

@@ -104,7 +104,7 @@ def test_readme_curl_examples(server, es, prefix):
     assert body == {"processed_count": 1, "stored_count": 1, "expired_count": 0, "error": False}
 
     (hit,) = stored(es, prefix)
-    assert hit["_source"]["other_arbitrary_data"] == "goes here"
+    assert hit["_source"]["data"]["other_arbitrary_data"] == "goes here"
 
     # structured logs, and never a token or an Authorization value in them
     status, _ = curl(f"{base}/readyz")

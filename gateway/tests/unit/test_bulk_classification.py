@@ -32,7 +32,10 @@ def item(status, error_type=None):
 
 def docs(n):
     flock = {"username": "h", "name": "", "source": "flock-agent", "received_at": "t"}
-    return [Doc("i", str(i), {"name": "q", "x": i, "flock": dict(flock)}) for i in range(n)]
+    return [
+        Doc("i", str(i), {"@timestamp": "t", "flock": dict(flock), "data": {"name": "q", "x": i}})
+        for i in range(n)
+    ]
 
 
 def test_created_and_duplicates_count_as_stored():
@@ -68,7 +71,8 @@ def test_mapping_refusals_are_quarantined_in_a_second_request():
     assert (result.created, result.quarantined, result.requests) == (1, 1, 2)
     (meta, source) = client.calls[1]
     assert meta == {"create": {"_index": "i", "_id": "1"}}
-    assert source["flock"]["raw"] == {"name": "q", "x": 1}
+    assert json.loads(source["flock"]["raw_json"]) == {"name": "q", "x": 1}
+    assert set(source) == {"@timestamp", "flock"}
     assert source["flock"]["quarantine_reason"].startswith("document_parsing_exception")
 
 

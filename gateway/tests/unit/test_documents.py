@@ -1,6 +1,17 @@
 from datetime import UTC, datetime
 
-from flock_gateway.documents import DocumentBuilder, Tag, canonical, doc_id, iso, row_time
+import pytest
+
+from flock_gateway.documents import (
+    Budget,
+    DocumentBuilder,
+    Tag,
+    TooLarge,
+    canonical,
+    doc_id,
+    iso,
+    row_time,
+)
 
 RECEIVED = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 TAG = Tag("host-1", "Nick Fury", "flock-agent")
@@ -38,7 +49,8 @@ def test_tagging():
         "source": "flock-agent",
         "received_at": "2026-11-27T12:00:00.000Z",
     }
-    assert doc.source["columns"] == {"version": "14.1"}
+    assert doc.source["data"] == row()
+    assert set(doc.source) == {"@timestamp", "flock", "data"}
 
 
 def test_no_unixtime_uses_receipt_time():
@@ -93,9 +105,9 @@ def test_snapshot_expanded_one_doc_per_row():
     snap = row(action="snapshot", snapshot=[{"a": "1"}, {"a": "2"}, {"a": "1"}])
     del snap["columns"]
     docs = builder().results([snap])
-    assert [d.source["columns"] for d in docs] == [{"a": "1"}, {"a": "2"}, {"a": "1"}]
-    assert all(d.source["action"] == "snapshot" for d in docs)
-    assert all("snapshot" not in d.source for d in docs)
+    assert [d.source["data"]["columns"] for d in docs] == [{"a": "1"}, {"a": "2"}, {"a": "1"}]
+    assert all(d.source["data"]["action"] == "snapshot" for d in docs)
+    assert all("snapshot" not in d.source["data"] for d in docs)
     assert len({d.id for d in docs}) == 3
     assert [d.id for d in docs] == [d.id for d in builder().results([snap])]
 
@@ -111,3 +123,35 @@ def test_canonical_is_order_independent():
     assert canonical({"b": 1, "a": [1, {"d": 2, "c": 3}]}) == canonical(
         {"a": [1, {"c": 3, "d": 2}], "b": 1}
     )
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"flock.username": "victim"},
+        {"flock": {"username": "victim", "source": "osquery"}},
+        {"flock": {"quarantine_reason": "x"}, "flock.received_at": "2020-01-01T00:00:00Z"},
+        {"@timestamp": "2020-01-01T00:00:00Z"},
+        {"columns": {"flock.username": "victim"}},
+    ],
+)
+def test_client_keys_never_reach_the_gateway_fields(forged):
+    b = builder()
+    for doc in [*b.results([row(**forged)]), *b.agent_logs([{"type": "t", **forged}])]:
+        assert set(doc.source) == {"@timestamp", "flock", "data"}
+        assert doc.source["flock"] == b._flock()
+        assert doc.source["data"]["type" if "type" in doc.source["data"] else "name"]
+
+
+def test_expansion_is_bounded_before_building():
+    snap = row(snapshot=[{}] * 1000)
+    with pytest.raises(TooLarge, match="rows"):
+        DocumentBuilder("flock", TAG, 90, received=RECEIVED, budget=Budget(max_docs=999)).results(
+            [snap]
+        )
+    fat = row(snapshot=[{}] * 100, decorations={"pad": "x" * 10_000})
+    with pytest.raises(TooLarge, match="bytes"):
+        DocumentBuilder(
+            "flock", TAG, 90, received=RECEIVED, budget=Budget(max_bytes=500_000)
+        ).results([fat])
+    assert len(builder().results([fat])) == 100

@@ -132,7 +132,7 @@ def test_submitted_rows_land_in_elasticsearch_with_timestamp(laptop, es, registe
     for hit in hits:
         doc = hit["_source"]
         assert doc["@timestamp"].startswith(time.strftime("%Y-%m-%dT", time.gmtime(unix_time)))
-        assert doc["hostIdentifier"] == username
+        assert doc["data"]["hostIdentifier"] == username
         assert doc["flock"]["name"] == "Full-stack test laptop"
         assert hit["_index"] == time.strftime("flock-results-%Y.%m.%d", time.gmtime(unix_time))
 

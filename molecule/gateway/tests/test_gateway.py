@@ -300,7 +300,21 @@ def test_submit_lands_in_elasticsearch(es, agent):
     assert json.loads(body)["processed_count"] == 3
 
     es.check_output("curl -sSf -XPOST 'http://127.0.0.1:9200/flock-results-*/_refresh'")
-    query = json.dumps({"query": {"term": {"columns.marker": marker}}, "size": 10})
+    # what the laptop sent is under data.*; only the reviewed schedule's columns are
+    # indexed, so the marker column is matched in _source
+    query = json.dumps(
+        {
+            "query": {
+                "bool": {
+                    "filter": [
+                        {"term": {"flock.username": username}},
+                        {"term": {"data.name": "molecule_probe"}},
+                    ]
+                }
+            },
+            "size": 100,
+        }
+    )
     found = json.loads(
         es.check_output(
             "curl -sSf -H 'Content-Type: application/json' "
@@ -308,16 +322,16 @@ def test_submit_lands_in_elasticsearch(es, agent):
             query,
         )
     )
-    hits = found["hits"]["hits"]
+    hits = [h for h in found["hits"]["hits"] if h["_source"]["data"]["columns"]["marker"] == marker]
     assert len(hits) == 3
     day = time.strftime("%Y.%m.%d", time.gmtime(now))
     for hit in hits:
         assert hit["_index"] == f"flock-results-{day}"
         src = hit["_source"]
-        assert src["hostIdentifier"] == username
+        assert src["data"]["hostIdentifier"] == username
         assert src["flock"]["username"] == username
-        assert src["name"] == "molecule_probe"
-    assert sorted(h["_source"]["counter"] for h in hits) == [0, 1, 2]
+        assert src["data"]["name"] == "molecule_probe"
+    assert sorted(h["_source"]["data"]["counter"] for h in hits) == [0, 1, 2]
 
 
 def test_storage_was_set_up_by_the_role(es):

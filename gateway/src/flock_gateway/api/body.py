@@ -6,8 +6,23 @@ import zlib
 
 from flask import request
 
+from ..documents import Budget
 from ..errors import BadRequest, PayloadTooLarge
 from ..services import services
+
+# Client data may expand (snapshot rows repeat their line's fields) to this many times
+# the body's size, plus a fixed allowance for small bodies: memory per request stays
+# proportional to what the client sent.
+EXPANSION_FACTOR = 8
+EXPANSION_ALLOWANCE = 1024 * 1024
+
+
+def budget(body_size: int) -> Budget:
+    config = services().config
+    max_bytes = min(
+        config.max_decompressed_bytes, EXPANSION_FACTOR * body_size + EXPANSION_ALLOWANCE
+    )
+    return Budget(max_docs=config.max_rows_per_request, max_bytes=max_bytes)
 
 
 def read_body() -> bytes:
@@ -30,18 +45,34 @@ def read_body() -> bytes:
         return raw
     if encoding not in ("gzip", "x-gzip", "deflate"):
         raise BadRequest(f"Unsupported Content-Encoding {encoding[:32]!r}")
-    max_out = services().config.max_decompressed_bytes
+    return inflate(raw, encoding, services().config.max_decompressed_bytes)
+
+
+def inflate(raw: bytes, encoding: str, max_out: int) -> bytes:
+    """Inflate every gzip member (``gzip(a) + gzip(b)`` is ``a + b``, as gunzip reads it),
+    or one zlib stream for ``deflate``; anything after the data is refused, never
+    silently dropped, so nothing the client sent is acknowledged without being read."""
     wbits = 47 if encoding != "deflate" else 15  # 47 = auto-detect zlib/gzip header
-    inflater = zlib.decompressobj(wbits)
-    try:
-        out = inflater.decompress(raw, max_out + 1)
-        if len(out) > max_out or inflater.unconsumed_tail:
+    parts: list[bytes] = []
+    size = 0
+    rest = raw
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(rest, max_out + 1 - size)
+            if size + len(out) > max_out or inflater.unconsumed_tail:
+                raise PayloadTooLarge("Decompressed request body is too large")
+            out += inflater.flush(max_out + 1 - size - len(out))
+        except zlib.error:
+            raise BadRequest("Request body is not valid compressed data") from None
+        size += len(out)
+        if size > max_out:
             raise PayloadTooLarge("Decompressed request body is too large")
-        out += inflater.flush(max_out + 1 - len(out))
-    except zlib.error:
-        raise BadRequest("Request body is not valid compressed data") from None
-    if len(out) > max_out:
-        raise PayloadTooLarge("Decompressed request body is too large")
-    if not inflater.eof:
-        raise BadRequest("Request body is truncated compressed data")
-    return out
+        if not inflater.eof:
+            raise BadRequest("Request body is truncated compressed data")
+        parts.append(out)
+        rest = inflater.unused_data
+        if not rest:
+            return b"".join(parts)
+        if encoding == "deflate" or rest[:2] != b"\x1f\x8b":
+            raise BadRequest("Request body has trailing bytes after the compressed data")

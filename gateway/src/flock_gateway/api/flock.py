@@ -12,8 +12,8 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 
 from ..auth import Agent, hash_token, new_token, secret_in
-from ..documents import DocumentBuilder, Tag
-from ..errors import BadRequest, Unauthorized
+from ..documents import DocumentBuilder, Tag, TooLarge
+from ..errors import BadRequest, PayloadTooLarge, Unauthorized
 from ..fields import FLOCK_AGENT
 from ..logging import get_logger
 from ..services import Services, services
@@ -27,7 +27,7 @@ from ..validation import (
     validate_username,
 )
 from .agent_auth import require_agent
-from .body import read_body
+from .body import budget, read_body
 
 bp = Blueprint("flock", __name__)
 log = get_logger("api")
@@ -52,9 +52,11 @@ def _register_fields() -> dict[str, Any]:
     return {}
 
 
-def _builder(svc: Services, agent: Agent) -> DocumentBuilder:
+def _builder(svc: Services, agent: Agent, body_size: int) -> DocumentBuilder:
     tag = Tag(agent.username, agent.name, FLOCK_AGENT)
-    return DocumentBuilder(svc.names.prefix, tag, svc.config.retention_days)
+    return DocumentBuilder(
+        svc.names.prefix, tag, svc.config.retention_days, budget=budget(body_size)
+    )
 
 
 @bp.post("/register")
@@ -90,7 +92,8 @@ def ping() -> Response:
 def submit() -> Response:
     svc = services()
     agent = require_agent()
-    items = as_items(parse_json(read_body()))
+    body = read_body()
+    items = as_items(parse_json(body))
     for i, item in enumerate(items):
         validate_result_item(i, item, agent.username)
     refused = 0
@@ -99,8 +102,11 @@ def submit() -> Response:
         refused = len(items) - len(allowed)
     else:
         allowed = items
-    builder = _builder(svc, agent)
-    docs = builder.results(allowed)
+    builder = _builder(svc, agent, len(body))
+    try:
+        docs = builder.results(allowed)
+    except TooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from None
     result = svc.writer.write(docs)
     svc.metrics.inc("flock_rows_stored_total", result.stored, api="flock")
     svc.metrics.inc("flock_rows_expired_total", builder.expired, api="flock")
@@ -125,12 +131,19 @@ def submit() -> Response:
 def submit_flock_logs() -> Response:
     svc = services()
     agent = require_agent()
-    items = as_items(parse_json(read_body()))
+    body = read_body()
+    items = as_items(parse_json(body))
     for i, item in enumerate(items):
         validate_flock_log_item(i, item)
-    builder = _builder(svc, agent)
-    docs = builder.agent_logs(items)
+    builder = _builder(svc, agent, len(body))
+    try:
+        docs = builder.agent_logs(items)
+    except TooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from None
     result = svc.writer.write(docs)
     svc.metrics.inc("flock_rows_stored_total", result.stored, api="flock_logs")
+    svc.metrics.inc("flock_rows_expired_total", builder.expired, api="flock_logs")
     g.counts = {"items": len(items), "rows": result.stored, "expired": builder.expired}
-    return success(processed_count=len(items), stored_count=result.stored)
+    return success(
+        processed_count=len(items), stored_count=result.stored, expired_count=builder.expired
+    )

@@ -26,14 +26,14 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify
 
 from ..auth import Agent, hash_token, new_token, secret_in
-from ..documents import Doc, DocumentBuilder, Tag
+from ..documents import Doc, DocumentBuilder, Tag, TooLarge
 from ..errors import BadRequest, PayloadTooLarge, ServiceUnavailable
-from ..fields import GATEWAY, OSQUERY
+from ..fields import OSQUERY
 from ..logging import get_logger
 from ..services import Services, services
 from ..storage.registry import AlreadyRegistered
 from ..validation import USERNAME_RE, check_structure, parse_json, validate_result_item
-from .body import read_body
+from .body import budget, read_body
 
 bp = Blueprint("osquery", __name__, url_prefix="/osquery")
 log = get_logger("osquery")
@@ -58,9 +58,11 @@ def osquery_username(host_identifier: str) -> str:
 
 
 def _json_object() -> dict[str, Any]:
-    data = parse_json(read_body())
+    body = read_body()
+    data = parse_json(body)
     if not isinstance(data, dict):
         raise BadRequest("Invalid JSON object")
+    g.body_size = len(body)
     return data
 
 
@@ -253,9 +255,6 @@ def _status_docs(
     """Documents for the status lines; how many were dropped (``status_logs = "drop"``)."""
     if svc.config.status_logs == "drop":
         return [], len(lines)
-    for i, line in enumerate(lines):
-        if any(k.startswith("_") or k == GATEWAY for k in line):
-            raise BadRequest(f"Item {i}: reserved field name")
     return builder.status(lines), 0
 
 
@@ -275,13 +274,19 @@ def log_endpoint() -> Response:
         log.info("osquery rows name another host", extra={"agent": agent.username})
         return node_invalid("log")
     builder = DocumentBuilder(
-        svc.names.prefix, Tag(agent.username, agent.name, OSQUERY), svc.config.retention_days
+        svc.names.prefix,
+        Tag(agent.username, agent.name, OSQUERY),
+        svc.config.retention_days,
+        budget=budget(g.body_size),
     )
     refused = dropped = 0
-    if log_type == "result":
-        docs, refused = _result_docs(svc, agent, builder, lines)
-    else:
-        docs, dropped = _status_docs(svc, builder, lines)
+    try:
+        if log_type == "result":
+            docs, refused = _result_docs(svc, agent, builder, lines)
+        else:
+            docs, dropped = _status_docs(svc, builder, lines)
+    except TooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from None
     result = svc.writer.write(docs)
     kind = "osquery" if log_type == "result" else "osquery_status"
     svc.metrics.inc("flock_rows_stored_total", result.stored, api=kind)

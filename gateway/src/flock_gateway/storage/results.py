@@ -9,12 +9,15 @@ turns into 409s.
 
 A document Elasticsearch refuses for its content (e.g. a field whose type conflicts with
 the mapping) would be refused forever, and an agent resending it forever would never get
-past it. Such documents are stored instead in quarantine form: the original row kept
-whole but unindexed under ``flock.raw``, with the reason in ``flock.quarantine_reason``.
+past it. Such documents are stored instead in quarantine form: the client's data kept
+whole as one unindexed JSON string, ``flock.raw_json``, with the reason in
+``flock.quarantine_reason``; a quarantine copy holds only fields the template maps, so
+the mapping can never refuse it in turn.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +25,7 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from ..documents import Doc
-from ..fields import GATEWAY, OWNED, QUARANTINE_REASON, RAW, TIMESTAMP
+from ..fields import CLIENT, GATEWAY, QUARANTINE_REASON, RAW_JSON, TIMESTAMP
 from ..logging import get_logger
 from . import ndjson
 from .batcher import BulkBatcher
@@ -31,7 +34,6 @@ from .errors import StorageError, StorageThrottled, StorageUnavailable, storage_
 log = get_logger("storage")
 
 _RETRYABLE_ITEM_STATUSES = {401, 403, 404, 408, 429}
-_KEEP_IN_QUARANTINE = (TIMESTAMP, "name", "hostIdentifier", "host_uuid", "type")
 # Only what the classification below reads: a smaller answer to transfer and parse.
 _FILTER = "items.*.status,items.*.error.type,items.*.error.reason,items.*.error.caused_by"
 
@@ -51,10 +53,9 @@ class WriteResult:
 
 def _quarantine(doc: Doc, reason: str) -> Doc:
     src = doc.source
-    q: dict[str, Any] = {k: src[k] for k in _KEEP_IN_QUARANTINE if isinstance(src.get(k), str)}
-    raw = {k: v for k, v in src.items() if k not in OWNED}
-    q[GATEWAY] = {**src[GATEWAY], QUARANTINE_REASON: reason[:1000], RAW: raw}
-    return Doc(index=doc.index, id=doc.id, source=q)
+    raw = json.dumps(src.get(CLIENT), ensure_ascii=False, separators=(",", ":"))
+    gateway = {**src[GATEWAY], QUARANTINE_REASON: reason[:1000], RAW_JSON: raw}
+    return Doc(index=doc.index, id=doc.id, source={TIMESTAMP: src[TIMESTAMP], GATEWAY: gateway})
 
 
 class BulkWriter:
