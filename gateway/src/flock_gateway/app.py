@@ -61,7 +61,9 @@ def create_app(config: Config | None = None) -> Flask:
             linger_ms=config.bulk_linger_ms,
             concurrency=config.bulk_concurrency,
         ),
-        authenticator=Authenticator(registry.get, AuthCache(config.auth_cache_ttl)),
+        authenticator=Authenticator(
+            registry.get, AuthCache(config.auth_cache_ttl), registry.generation
+        ),
         schedule=schedule,
         metrics=Metrics(),
     )

@@ -79,61 +79,140 @@ class Agent:
     source: str = FLOCK_AGENT
     created: str | None = None
     host_identifier: str | None = None
+    # when the agent last authenticated (written at most once per SEEN_RESOLUTION); None
+    # until its credentials have been used once
+    last_seen: str | None = None
+    reenroll_allowed: bool = False
+    reenrollments: int = 0
+    # the registry document's id and version, for conditional updates
+    doc_id: str | None = None
+    seq_no: int | None = None
+    primary_term: int | None = None
+
+
+def username_key(username: str) -> str:
+    """Usernames that differ only by case are one identity: this is its registry key."""
+    return username.lower()
+
+
+@dataclass
+class _Entry:
+    agent: Agent | None
+    fetched: float
+    generation: int | None
 
 
 class AuthCache:
-    """Per-process cache of registry records, username -> (Agent, expiry).
+    """Per-process cache of registry records (positive and negative).
 
-    Only positive lookups are cached; a revoked agent stops authenticating at the latest
-    ``ttl`` seconds after revocation (immediately in the process that revoked it).
+    * A record stays trusted while the registry's *generation* it was read under is
+      current. The generation is one counter in the registry that every revocation,
+      re-keying and rename bumps; each process reads it at most once per ``ttl`` seconds,
+      whatever the number of agents. So a revoked or replaced credential stops working
+      within ``ttl`` in every worker, while agents that post rarely, or land on another
+      worker, need no registry read of their own (records are re-read after ``max_age``).
+    * A token that does not match the cached record, or a username the registry did not
+      have, may mean the record changed in another worker (a new registration, a new node
+      key): the record is read again, but at most once per ``recheck`` seconds per
+      username. New credentials therefore work at once in every worker, and guessing
+      tokens never costs a storage round trip per request.
     """
 
-    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        recheck: float = 1.0,
+        max_age: float = 3600.0,
+        max_entries: int = 100_000,
+    ) -> None:
         self.ttl = ttl
+        self.recheck = recheck
+        self.max_age = max(max_age, ttl)
+        self.max_entries = max_entries
         self._clock = clock
         self._lock = threading.Lock()
-        self._entries: dict[str, tuple[Agent, float]] = {}
+        self._entries: dict[str, _Entry] = {}
+        self.generation: int | None = None
+        self._generation_read = float("-inf")
 
-    def get(self, username: str) -> Agent | None:
-        if self.ttl <= 0:
-            return None
+    @property
+    def enabled(self) -> bool:
+        return self.ttl > 0
+
+    def now(self) -> float:
+        return self._clock()
+
+    def generation_due(self, now: float) -> bool:
+        return now - self._generation_read >= self.ttl
+
+    def set_generation(self, generation: int, now: float) -> None:
         with self._lock:
-            entry = self._entries.get(username)
+            if generation != self.generation:
+                self._entries.clear()
+            self.generation = generation
+            self._generation_read = now
+
+    def get(self, username: str, now: float) -> _Entry | None:
+        with self._lock:
+            entry = self._entries.get(username_key(username))
             if entry is None:
                 return None
-            agent, expires = entry
-            if self._clock() >= expires:
-                del self._entries[username]
+            if now - entry.fetched >= self.max_age or entry.generation != self.generation:
+                del self._entries[username_key(username)]
                 return None
-            return agent
+            return entry
 
-    def put(self, agent: Agent) -> None:
-        if self.ttl <= 0:
+    def put(self, username: str, agent: Agent | None, now: float) -> None:
+        if not self.enabled:
             return
         with self._lock:
-            if len(self._entries) > 100_000:
+            if len(self._entries) >= self.max_entries:
                 self._entries.clear()
-            self._entries[agent.username] = (agent, self._clock() + self.ttl)
+            self._entries[username_key(username)] = _Entry(agent, now, self.generation)
 
     def invalidate(self, username: str) -> None:
         with self._lock:
-            self._entries.pop(username, None)
+            self._entries.pop(username_key(username), None)
 
 
 class Authenticator:
-    """Verify ``username:token`` against the registry, through the cache."""
+    """Verify ``username:token`` against the registry, through the cache.
 
-    def __init__(self, lookup: Callable[[str], Agent | None], cache: AuthCache) -> None:
+    ``generation`` reads the registry's generation counter; without it (tests of the
+    cache alone) records are trusted for ``ttl`` seconds instead.
+    """
+
+    def __init__(
+        self,
+        lookup: Callable[[str], Agent | None],
+        cache: AuthCache,
+        generation: Callable[[], int] | None = None,
+    ) -> None:
         self._lookup = lookup
+        self._generation = generation
         self.cache = cache
 
     def verify(self, username: str, token: str) -> Agent | None:
-        agent = self.cache.get(username)
-        if agent is None:
-            agent = self._lookup(username)  # storage errors propagate
-            if agent is None:
+        """The agent when the token is its current one; storage errors propagate."""
+        cache = self.cache
+        if not cache.enabled:
+            agent = self._lookup(username)
+            return agent if agent is not None and token_matches(token, agent.token_hash) else None
+        now = cache.now()
+        if cache.generation_due(now):
+            # without a generation counter, a new "generation" per ttl expires everything
+            generation = self._generation() if self._generation else int(now // cache.ttl)
+            cache.set_generation(generation, now)
+        entry = cache.get(username, now)
+        if entry is not None:
+            if entry.agent is not None and token_matches(token, entry.agent.token_hash):
+                return entry.agent
+            if now - entry.fetched < cache.recheck:
                 return None
-            self.cache.put(agent)
-        if token_matches(token, agent.token_hash):
+        agent = self._lookup(username)
+        cache.put(username, agent, now)
+        if agent is not None and token_matches(token, agent.token_hash):
             return agent
         return None

@@ -95,6 +95,8 @@ def cmd_agents_list(cfg: Config, args: argparse.Namespace) -> int:
             "source": a.source,
             "created": a.created,
             "host_identifier": a.host_identifier,
+            "last_seen": a.last_seen,
+            "reenrollments": a.reenrollments,
         }
         for a in _registry(cfg).list()
     ]
@@ -122,6 +124,12 @@ def cmd_agents_revoke(cfg: Config, args: argparse.Namespace) -> int:
             "note": f"effective within auth_cache_ttl={cfg.auth_cache_ttl}s",
         }
     )
+    return 0
+
+
+def cmd_agents_allow_reenroll(cfg: Config, args: argparse.Namespace) -> int:
+    _registry(cfg).allow_reenroll(_username(args.username))
+    _out({"changed": True, "username": args.username, "note": "valid for one re-enrollment"})
     return 0
 
 
@@ -184,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = asub.add_parser("revoke", help="delete an agent; its token stops working")
     p.add_argument("username")
     p.set_defaults(func=cmd_agents_revoke)
+    p = asub.add_parser(
+        "allow-reenroll",
+        help="let an osquery host enroll again although it was seen recently (once)",
+    )
+    p.add_argument("username")
+    p.set_defaults(func=cmd_agents_allow_reenroll)
 
     p = sub.add_parser("prune", help="delete daily indices older than the retention period")
     p.add_argument("--days", type=int, help="override retention_days")

@@ -58,6 +58,8 @@ class Config:
     osquery_max_lines: int = 1024
     osquery_max_line_bytes: int = MIB
     max_rows_per_request: int = 20_000
+    register_retry_seconds: float = 3600.0
+    refuse_reenroll_within_hours: float = 0.0
 
     @property
     def enrollment_required(self) -> bool:
@@ -110,6 +112,8 @@ class Config:
             raise ConfigError("osquery_max_lines must be >= 1, osquery_max_line_bytes >= 1024")
         if self.max_rows_per_request < 1:
             raise ConfigError("max_rows_per_request must be >= 1")
+        if self.register_retry_seconds < 0 or self.refuse_reenroll_within_hours < 0:
+            raise ConfigError("register_retry_seconds, refuse_reenroll_within_hours must be >= 0")
         if self.public_url and not self.public_url.startswith("https://"):
             raise ConfigError("public_url must start with https:// (osquery only speaks TLS)")
         for secret in self.enroll_secrets:
@@ -176,6 +180,8 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("max_body_bytes", "gateway", "max_body_bytes", int),
     _Setting("max_decompressed_bytes", "gateway", "max_decompressed_bytes", int),
     _Setting("max_rows_per_request", "gateway", "max_rows_per_request", int),
+    _Setting("register_retry_seconds", "gateway", "register_retry_seconds", float),
+    _Setting("refuse_reenroll_within_hours", "osquery", "refuse_reenroll_within_hours", float),
     _Setting("auth_cache_ttl", "gateway", "auth_cache_ttl", float),
     _Setting("enroll_secrets", "gateway", "enroll_secrets", _parse_list),
     _Setting("enroll_secrets", "gateway", "enroll_secrets_file", _parse_str, secret_file=True),

@@ -13,7 +13,10 @@ from typing import Any
 
 from .errors import BadRequest
 
-USERNAME_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# Starts with a letter or digit: names like "_search", "-" or "__x" look like storage
+# internals (and the registry keeps "__generation__"). Case does not make a different
+# name: "Laptop-1" and "laptop-1" are one identity (see storage/registry.py).
+USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 MAX_NAME_LEN = 200
 MAX_DEPTH = 8  # objects/arrays nested deeper than this are refused
 MAX_KEY_LEN = 256
@@ -100,7 +103,10 @@ def validate_username(value: Any) -> str:
     if value is None or value == "":
         raise BadRequest("You must provide a username")
     if not isinstance(value, str) or not USERNAME_RE.fullmatch(value):
-        raise BadRequest("Usernames must only contain letters, numbers, '-', or '_' (at most 128)")
+        raise BadRequest(
+            "Usernames must only contain letters, numbers, '-', or '_', start with a letter"
+            " or number, and be at most 128 characters"
+        )
     return value
 
 
@@ -143,7 +149,7 @@ def validate_result_item(i: int, item: dict[str, Any], username: str) -> None:
     if not hosts:
         raise BadRequest(f"Item {i} does not contain the correct hostIdentifier")
     for host in hosts:
-        if host != username:
+        if not isinstance(host, str) or host.lower() != username.lower():
             raise BadRequest(f"Item {i} does not contain the correct hostIdentifier")
     for key in _STRING_FIELDS:
         if key in item and not isinstance(item[key], str):

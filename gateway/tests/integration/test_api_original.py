@@ -34,6 +34,9 @@ def test_register_invalid_username(client):
 def test_register_cannot_register_existing_username(client):
     res = client.post("/register", data={"username": "UUID1"})
     assert res.status_code == 200
+    token = json.loads(res.data)["auth_token"]
+    # once its credentials have been used, the name is taken for good
+    assert client.get("/ping", headers=basic("UUID1", token)).status_code == 200
 
     res = client.post("/register", data={"username": "UUID1"})
     assert res.status_code == 400

@@ -95,13 +95,106 @@ def test_authenticator_caches_and_expires():
     assert lookups == ["host-1", "host-1"]
 
 
-def test_unknown_agents_are_not_cached():
+def test_unknown_agents_are_rechecked_but_not_per_request():
     clock = FakeClock()
     registry = {}
-    auth = Authenticator(registry.get, AuthCache(ttl=10, clock=clock))
+    lookups = []
+
+    def lookup(username):
+        lookups.append(username)
+        return registry.get(username)
+
+    auth = Authenticator(lookup, AuthCache(ttl=10, clock=clock))
     assert auth.verify("host-1", "tok") is None
     registry["host-1"] = _agent()  # registered through another worker
+    assert auth.verify("host-1", "tok") is None  # a miss is remembered for a second
+    clock.now += 1.0
     assert auth.verify("host-1", "tok")
+    assert lookups == ["host-1", "host-1"]
+
+
+class Registry:
+    """The registry as the cache sees it: records, and a generation bumped by every
+    revocation / re-keying (as storage/registry.py does)."""
+
+    def __init__(self):
+        self.records = {}
+        self.gen = 0
+        self.lookups = 0
+        self.generation_reads = 0
+
+    def get(self, username):
+        self.lookups += 1
+        return self.records.get(username)
+
+    def generation(self):
+        self.generation_reads += 1
+        return self.gen
+
+    def rekey(self, username, token):
+        self.records[username] = _agent(username, token)
+        self.gen += 1
+
+    def revoke(self, username):
+        del self.records[username]
+        self.gen += 1
+
+
+def _worker(registry, clock):
+    return Authenticator(registry.get, AuthCache(ttl=10, clock=clock), registry.generation)
+
+
+def test_guessed_tokens_never_cost_a_lookup_per_request():
+    clock, registry = FakeClock(), Registry()
+    registry.records["victim"] = _agent("victim", "secret")
+    auth = _worker(registry, clock)
+    for i in range(1000):
+        clock.now += 0.01  # 100 requests per second for 10 s, each with a new guess
+        assert auth.verify("victim", f"guess-{i}") is None
+    assert registry.lookups <= 11
+    assert registry.generation_reads <= 2
+    assert auth.verify("victim", "secret")
+
+
+def test_new_credentials_work_at_once_in_every_worker():
+    clock, registry = FakeClock(), Registry()
+    registry.records["host-1"] = _agent("host-1", "old")
+    a, b = _worker(registry, clock), _worker(registry, clock)
+    assert a.verify("host-1", "old")
+    assert b.verify("host-1", "old")
+    clock.now += 2
+    registry.rekey("host-1", "new")  # re-enrolled through worker a
+    assert b.verify("host-1", "new")  # worker b, which cached the old record
+    assert a.verify("host-1", "new")
+
+
+def test_revoked_or_replaced_credentials_stop_within_the_ttl():
+    clock, registry = FakeClock(), Registry()
+    registry.records["host-1"] = _agent("host-1", "old")
+    auth = _worker(registry, clock)
+    assert auth.verify("host-1", "old")
+    registry.rekey("host-1", "new")
+    clock.now += 9.9
+    assert auth.verify("host-1", "old")  # not yet: within the cache lifetime
+    clock.now += 0.2
+    assert auth.verify("host-1", "old") is None
+    assert auth.verify("host-1", "new")
+    registry.revoke("host-1")
+    clock.now += 10.1
+    assert auth.verify("host-1", "new") is None
+
+
+def test_agents_that_post_rarely_need_no_lookup_of_their_own():
+    clock, registry = FakeClock(), Registry()
+    for i in range(100):
+        registry.records[f"host-{i}"] = _agent(f"host-{i}", "tok")
+    auth = _worker(registry, clock)
+    for _ in range(30):  # every agent posts once a minute for half an hour
+        for i in range(100):
+            clock.now += 0.6
+            assert auth.verify(f"host-{i}", "tok")
+    assert registry.lookups == 100  # one per agent, not one per post
+    assert registry.generation_reads <= 30 * 60 / 10 + 1  # one per ttl, for all agents
 
 
 def test_cache_disabled_with_zero_ttl():

@@ -7,6 +7,7 @@ result lines, /submit_flock_logs). Write-only: nothing here returns stored data.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -26,7 +27,7 @@ from ..validation import (
     validate_result_item,
     validate_username,
 )
-from .agent_auth import require_agent
+from .agent_auth import parse_time, require_agent
 from .body import budget, read_body
 
 bp = Blueprint("flock", __name__)
@@ -59,6 +60,31 @@ def _builder(svc: Services, agent: Agent, body_size: int) -> DocumentBuilder:
     )
 
 
+def _retry_registration(username: str, name: str, token_hash: str) -> bool:
+    """Re-key a registration whose answer the laptop may never have received.
+
+    When storage keeps a registration but answers too late, the gateway has said 503 and
+    the laptop retries with the same name. The record is given the new token only if its
+    credentials were never used (``last_seen`` unset) and it is younger than
+    ``register_retry_seconds``: a name in use can never be taken over this way.
+    """
+    svc = services()
+    existing = svc.registry.get(username)
+    if existing is None or existing.source != FLOCK_AGENT or existing.last_seen is not None:
+        return False
+    created = parse_time(existing.created)
+    window = timedelta(seconds=svc.config.register_retry_seconds)
+    if created is None or datetime.now(tz=UTC) - created > window:
+        return False
+    try:
+        svc.registry.rekey(existing, token_hash, name=name)
+    except AlreadyRegistered:
+        return False  # another retry won
+    svc.authenticator.cache.invalidate(username)
+    log.warning("registration retried: unused record re-keyed", extra={"agent": username})
+    return True
+
+
 @bp.post("/register")
 def register() -> Response:
     svc = services()
@@ -74,9 +100,12 @@ def register() -> Response:
     try:
         svc.registry.register(username, name, hash_token(token))
     except AlreadyRegistered:
-        raise BadRequest(
-            f"Your computer ({username}) is already registered with this server"
-        ) from None
+        if not _retry_registration(username, name, hash_token(token)):
+            raise BadRequest(
+                f"Your computer ({username}) is already registered with this server"
+            ) from None
+    # this worker may remember that the name was unknown a moment ago
+    svc.authenticator.cache.invalidate(username)
     g.username = username
     log.info("agent registered", extra={"agent": username})
     return success(auth_token=token)

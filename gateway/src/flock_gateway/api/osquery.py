@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify
@@ -33,6 +34,7 @@ from ..logging import get_logger
 from ..services import Services, services
 from ..storage.registry import AlreadyRegistered
 from ..validation import USERNAME_RE, check_structure, parse_json, validate_result_item
+from .agent_auth import note_seen, parse_time
 from .body import budget, read_body
 
 bp = Blueprint("osquery", __name__, url_prefix="/osquery")
@@ -102,7 +104,7 @@ def node_agent(data: dict[str, Any]) -> Agent | None:
     if agent is None or agent.source != OSQUERY:
         return None
     g.username = agent.username
-    return agent
+    return note_seen(agent)
 
 
 def _secret_refusal(svc: Services, secret: Any) -> str | None:
@@ -158,6 +160,25 @@ def _register_host(
     return None
 
 
+def _reenroll_refusal(svc: Services, existing: Agent) -> str | None:
+    """Why re-enrolling a known host is refused (a metrics label), None when it is not."""
+    if existing.source != OSQUERY:
+        # a Flock agent owns this name; an osquery host must not take it over
+        log.warning("osquery enrollment refused: name taken", extra={"agent": existing.username})
+        return "name_taken"
+    hours = svc.config.refuse_reenroll_within_hours
+    seen = parse_time(existing.last_seen)
+    recently = seen is not None and datetime.now(tz=UTC) - seen < timedelta(hours=hours)
+    if hours and recently and not existing.reenroll_allowed:
+        log.warning(
+            "osquery re-enrollment refused: host seen recently "
+            "(flock-gateway agents allow-reenroll lets it enroll once)",
+            extra={"agent": existing.username},
+        )
+        return "reenroll_refused"
+    return None
+
+
 @bp.post("/enroll")
 def enroll() -> Response:
     svc = services()
@@ -179,14 +200,29 @@ def enroll() -> Response:
         details=details,
     )
     if existing is not None:
-        if existing.source != OSQUERY:
-            # a Flock agent owns this name; an osquery host must not take it over
-            svc.metrics.inc("flock_enroll_total", result="name_taken")
-            log.warning("osquery enrollment refused: name taken", extra={"agent": username})
+        refusal = _reenroll_refusal(svc, existing)
+        if refusal is not None:
+            svc.metrics.inc("flock_enroll_total", result=refusal)
             return node_invalid("enroll")
-        # re-enrollment (lost node key, node_invalid): new key, old one stops working
-        svc.registry.replace_token(username, hash_token(token), host_details=details)
+        # re-enrollment (lost node key, node_invalid): new key, old one stops working.
+        # osquery host ids are not secret, so whoever has the enrollment secret can do
+        # this for any host: it is logged and counted per host, and can be refused.
+        try:
+            svc.registry.rekey(
+                existing,
+                hash_token(token),
+                host_details=details,
+                reenrollments=existing.reenrollments + 1,
+                reenroll_allowed=False,
+            )
+        except AlreadyRegistered:
+            # another enrollment of this host won the race; the host tries again
+            raise ServiceUnavailable("Enrollment in progress, try again later") from None
         svc.authenticator.cache.invalidate(username)
+        log.warning(
+            "osquery host re-enrolled: its previous node key no longer works",
+            extra={"agent": username, "reenrollments": existing.reenrollments + 1},
+        )
     g.username = username
     svc.metrics.inc("flock_enroll_total", result="enrolled" if existing is None else "re-enrolled")
     log.info("osquery host enrolled", extra={"agent": username, "again": existing is not None})

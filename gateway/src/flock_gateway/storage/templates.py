@@ -84,9 +84,10 @@ def install_templates(client: Elasticsearch, names: IndexNames) -> dict[str, str
 
 @translate_errors
 def ensure_registry_index(client: Elasticsearch, names: IndexNames) -> str:
-    """Create the agent registry index (its template gives the mapping)."""
+    """Create the agent registry index (its template gives the mapping), or add the fields
+    a newer template has to the existing index ("updated")."""
     if client.indices.exists(index=names.agents):
-        return "unchanged"
+        return _add_registry_fields(client, names)
     try:
         client.indices.create(index=names.agents)
     except BadRequestError as exc:
@@ -94,6 +95,20 @@ def ensure_registry_index(client: Elasticsearch, names: IndexNames) -> str:
             return "unchanged"
         raise
     return "created"
+
+
+def _add_registry_fields(client: Elasticsearch, names: IndexNames) -> str:
+    # The registry's mapping is strict: a field a newer gateway writes must be in the
+    # existing index before it is written, or every write to the record would fail.
+    (tpl,) = [t for t in load_templates(names) if t.name == names.agents]
+    wanted = tpl.body["template"]["mappings"]["properties"]
+    mapping = client.indices.get_mapping(index=names.agents)[names.agents]["mappings"]
+    current = mapping.get("properties", {})
+    missing = {k: v for k, v in wanted.items() if k not in current}
+    if not missing:
+        return "unchanged"
+    client.indices.put_mapping(index=names.agents, properties=missing)
+    return "updated"
 
 
 @translate_errors
