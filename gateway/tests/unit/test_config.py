@@ -82,6 +82,10 @@ enroll_secrets = ["{"x" * 16}"]
         ({"FLOCK_INDEX_PREFIX": "Flock"}, "index_prefix"),
         ({"FLOCK_STATUS_LOGS": "keep"}, "status_logs"),
         ({"FLOCK_AUTH_CACHE_TTL": "-1"}, "auth_cache_ttl"),
+        ({"FLOCK_BULK_MAX_ROWS": "0"}, "bulk_max_rows"),
+        ({"FLOCK_BULK_MAX_BYTES": "100"}, "bulk_max_bytes"),
+        ({"FLOCK_BULK_CONCURRENCY": "0"}, "bulk_concurrency"),
+        ({"FLOCK_BULK_LINGER_MS": "5000"}, "bulk_linger_ms"),
         ({"FLOCK_CONFIG": "/nonexistent.toml"}, "cannot read"),
     ],
 )
@@ -98,3 +102,10 @@ def test_unknown_file_key(tmp_path):
     path.write_text("not = [toml")
     with pytest.raises(ConfigError, match="TOML"):
         load_config(env={}, path=path)
+
+
+def test_shared_bulk_settings(tmp_path):
+    path = tmp_path / "gateway.toml"
+    path.write_text("[storage]\nbulk_max_rows = 500\nbulk_linger_ms = 2.5\n")
+    cfg = load_config(env={"FLOCK_CONFIG": str(path), "FLOCK_BULK_CONCURRENCY": "2"})
+    assert (cfg.bulk_max_rows, cfg.bulk_linger_ms, cfg.bulk_concurrency) == (500, 2.5, 2)
