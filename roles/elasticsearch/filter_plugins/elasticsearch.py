@@ -1,0 +1,114 @@
+"""Filters of the elasticsearch role: the decisions that used to be Jinja programs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "on", "1")
+    return bool(value)
+
+
+def cluster_nodes(
+    hosts: Iterable[str],
+    hostvars: Mapping[str, Mapping[str, Any]],
+    this_host: str,
+    this_node: Mapping[str, Any],
+    role_defaults: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """Each member of the cluster's group as {host, name, address, transport_port, roles}.
+
+    This host's values are its resolved settings (``this_node``). Another host's come from
+    its inventory variables; role defaults are invisible through hostvars, so what it does
+    not set falls back to the role's constant defaults (``role_defaults``).
+    """
+    nodes = []
+    for host in hosts:
+        if host == this_host:
+            node = dict(this_node)
+        else:
+            hv = hostvars.get(host, {})
+            node = {
+                "name": hv.get("elasticsearch_node_name", host),
+                "address": hv.get("elasticsearch_address", hv.get("ansible_host", host)),
+                "transport_port": hv.get(
+                    "elasticsearch_transport_port", role_defaults["elasticsearch_transport_port"]
+                ),
+                "roles": hv.get(
+                    "elasticsearch_node_roles", role_defaults["elasticsearch_node_roles"]
+                ),
+            }
+        node["host"] = host
+        node["transport_port"] = int(node["transport_port"])
+        node["roles"] = list(node["roles"])
+        nodes.append(node)
+    return nodes
+
+
+def should_bootstrap(
+    nodes: Sequence[Mapping[str, Any]],
+    mode: Any,
+    discovery_type: str,
+    play_hosts: Iterable[str],
+    hostvars: Mapping[str, Mapping[str, Any]],
+) -> bool:
+    """Whether this run renders cluster.initial_master_nodes (forms a brand-new cluster).
+
+    ``mode`` is elasticsearch_bootstrap_cluster: true/false force it; auto bootstraps only
+    when every master-eligible node is in the play (a --limit run never does) and every
+    member in the play is still pending (its ``__elasticsearch_bootstrap_pending`` fact:
+    no cluster state yet). Single-node discovery never bootstraps.
+    """
+    if discovery_type == "single-node":
+        return False
+    mode = str(mode).strip().lower()
+    if mode in ("true", "false"):
+        return mode == "true"
+    in_play = set(play_hosts)
+    masters = {n["host"] for n in nodes if "master" in n["roles"]}
+    if not masters <= in_play:
+        return False
+    members = [n["host"] for n in nodes if n["host"] in in_play]
+    return all(
+        _as_bool(hostvars.get(h, {}).get("__elasticsearch_bootstrap_pending", False))
+        for h in members
+    )
+
+
+def _entry_differs(want: Any, have: Any) -> bool:
+    """A role entry (one of indices/applications) differs when a key we set has another
+    value; keys Elasticsearch adds (e.g. allow_restricted_indices) do not count."""
+    if not isinstance(want, Mapping) or not isinstance(have, Mapping):
+        return want != have
+    return any(k not in have or have[k] != v for k, v in want.items())
+
+
+def role_differs(current: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> bool:
+    """Whether PUT _security/role must run: the role is missing (``current`` None) or one
+    of the keys we set has another value. Lists of objects (indices, applications) are
+    compared entry by entry, in order, ignoring keys Elasticsearch adds to an entry."""
+    if current is None:
+        return True
+    for key, want in wanted.items():
+        have = current.get(key)
+        is_list = isinstance(want, Sequence) and not isinstance(want, str)
+        if is_list and any(isinstance(e, Mapping) for e in want):
+            if have is None or len(have) != len(want):
+                return True
+            if any(_entry_differs(w, h) for w, h in zip(want, have, strict=True)):
+                return True
+        elif have != want:
+            return True
+    return False
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "elasticsearch_cluster_nodes": cluster_nodes,
+            "elasticsearch_should_bootstrap": should_bootstrap,
+            "elasticsearch_role_differs": role_differs,
+        }

@@ -1,0 +1,166 @@
+"""The elasticsearch role's filters: cluster description, bootstrap decision, role diff."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROLE = Path(__file__).parents[1]
+_spec = importlib.util.spec_from_file_location(
+    "elasticsearch_filters", ROLE / "filter_plugins" / "elasticsearch.py"
+)
+assert _spec and _spec.loader
+es = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(es)
+
+# The role's own defaults file, as vars/main.yml loads it for other hosts.
+DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+ME = {"name": "node-a", "address": "10.0.0.1", "transport_port": "9300", "roles": ["master"]}
+
+
+def _node(host, roles=("master", "data")):
+    return {"host": host, "name": host, "address": host, "transport_port": 9300, "roles": roles}
+
+
+# --- cluster_nodes -----------------------------------------------------------------------
+
+
+def test_this_host_uses_its_resolved_settings():
+    nodes = es.cluster_nodes(
+        ["a"], {"a": {"elasticsearch_node_name": "ignored"}}, "a", ME, DEFAULTS
+    )
+    assert nodes == [{**ME, "host": "a", "transport_port": 9300}]
+
+
+def test_other_hosts_fall_back_to_inventory_then_role_defaults():
+    hostvars = {
+        "b": {"ansible_host": "10.0.0.2"},
+        "c": {"elasticsearch_address": "c.internal", "elasticsearch_transport_port": 9302},
+    }
+    nodes = es.cluster_nodes(["a", "b", "c"], hostvars, "a", ME, DEFAULTS)
+    assert [n["host"] for n in nodes] == ["a", "b", "c"]
+    assert nodes[1] == {
+        "host": "b",
+        "name": "b",
+        "address": "10.0.0.2",
+        "transport_port": DEFAULTS["elasticsearch_transport_port"],
+        "roles": DEFAULTS["elasticsearch_node_roles"],
+    }
+    assert nodes[2]["address"] == "c.internal"
+    assert nodes[2]["transport_port"] == 9302
+
+
+def test_defaults_file_has_the_constants_other_hosts_need():
+    assert isinstance(DEFAULTS["elasticsearch_transport_port"], int)
+    assert "master" in DEFAULTS["elasticsearch_node_roles"]
+
+
+# --- should_bootstrap --------------------------------------------------------------------
+
+THREE = [_node("es1"), _node("es2"), _node("es3")]
+
+
+def _facts(**pending):
+    """hostvars as the filter reads them: each host's pending fact."""
+    return {h: {"__elasticsearch_bootstrap_pending": v} for h, v in pending.items()}
+
+
+ALL_PENDING = _facts(es1=True, es2=True, es3=True)
+
+
+def test_a_new_cluster_with_every_master_in_the_play_bootstraps():
+    assert es.should_bootstrap(THREE, "auto", "multi-node", ["es1", "es2", "es3"], ALL_PENDING)
+
+
+def test_a_limited_run_never_bootstraps():
+    assert not es.should_bootstrap(THREE, "auto", "multi-node", ["es1", "es2"], ALL_PENDING)
+
+
+def test_a_running_cluster_is_not_bootstrapped_again():
+    pending = {**ALL_PENDING, **_facts(es2=False)}
+    assert not es.should_bootstrap(THREE, "auto", "multi-node", ["es1", "es2", "es3"], pending)
+
+
+def test_pending_flags_as_ansible_hands_them_over():
+    pending = _facts(es1="True", es2="true", es3=True)
+    assert es.should_bootstrap(THREE, "AUTO", "multi-node", ["es1", "es2", "es3"], pending)
+    pending = _facts(es1="True", es2="true", es3="False")
+    assert not es.should_bootstrap(THREE, "auto", "multi-node", ["es1", "es2", "es3"], pending)
+
+
+def test_a_data_only_node_outside_the_play_does_not_block():
+    nodes = [*THREE, _node("es4", roles=("data",))]
+    assert es.should_bootstrap(nodes, "auto", "multi-node", ["es1", "es2", "es3"], ALL_PENDING)
+
+
+@pytest.mark.parametrize(("mode", "expected"), [(True, True), ("true", True), ("False", False)])
+def test_forced_modes(mode, expected):
+    assert es.should_bootstrap(THREE, mode, "multi-node", ["es1"], {}) is expected
+
+
+def test_single_node_never_bootstraps():
+    assert not es.should_bootstrap([_node("es1")], True, "single-node", ["es1"], ALL_PENDING)
+
+
+# --- role_differs ------------------------------------------------------------------------
+
+WRITER = {
+    "cluster": [],
+    "indices": [
+        {"names": ["fleet-results-*"], "privileges": ["create_doc"]},
+        {"names": ["fleet-agents"], "privileges": ["read", "write"]},
+    ],
+}
+
+
+def _as_es_returns(role):
+    """Elasticsearch's answer adds keys of its own to the role and to each entry."""
+    return {
+        **role,
+        "run_as": [],
+        "metadata": {},
+        "transient_metadata": {"enabled": True},
+        "indices": [{**e, "allow_restricted_indices": False} for e in role["indices"]],
+    }
+
+
+def test_a_missing_role_is_written():
+    assert es.role_differs(None, WRITER)
+
+
+def test_the_same_role_with_keys_elasticsearch_adds_is_left_alone():
+    assert not es.role_differs(_as_es_returns(WRITER), WRITER)
+
+
+def test_a_changed_index_pattern_is_written():
+    current = _as_es_returns(
+        {
+            **WRITER,
+            "indices": [
+                {**WRITER["indices"][0], "names": ["flock-results-*"]},
+                WRITER["indices"][1],
+            ],
+        }
+    )
+    assert es.role_differs(current, WRITER)
+
+
+def test_a_missing_or_extra_entry_is_written():
+    current = _as_es_returns({**WRITER, "indices": WRITER["indices"][:1]})
+    assert es.role_differs(current, WRITER)
+
+
+def test_a_changed_plain_key_is_written():
+    assert es.role_differs(_as_es_returns({**WRITER, "cluster": ["monitor"]}), WRITER)
+
+
+def test_filters_are_registered_under_the_role_prefix():
+    names = set(es.FilterModule().filters())
+    assert names == {
+        "elasticsearch_cluster_nodes",
+        "elasticsearch_should_bootstrap",
+        "elasticsearch_role_differs",
+    }
