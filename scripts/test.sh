@@ -29,8 +29,9 @@ timed docker scripts/ensure-docker.sh
 
 step "4/5 pytest: gateway unit + integration (real Elasticsearch node), dashboards"
 # Each test sits with what it tests: the gateway, the dashboards, the roles' filter
-# plugins, the Kibana stand-in.
-timed pytest python -m pytest -q gateway/tests dashboards/tests roles test-infra/kibana-standin/tests
+# plugins, the scenarios' shared container definition, the Kibana stand-in.
+timed pytest python -m pytest -q gateway/tests dashboards/tests roles molecule/shared/tests \
+  test-infra/kibana-standin/tests
 
 step "5/5 molecule scenarios"
 # Dependency order first; any scenario added later runs after these.
