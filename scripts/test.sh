@@ -29,8 +29,9 @@ timed docker scripts/ensure-docker.sh
 
 step "4/5 pytest: gateway unit + integration (real Elasticsearch node), dashboards"
 # Each test sits with what it tests: the gateway, the dashboards, the roles' filter
-# plugins, the scenarios' shared container definition, the Kibana stand-in.
-timed pytest python -m pytest -q gateway/tests dashboards/tests roles molecule/shared/tests \
+# plugins, the scenarios' shared container definition, the layout table, the Kibana
+# stand-in.
+timed pytest python -m pytest -q gateway/tests dashboards/tests roles molecule/shared/tests docs/tests \
   test-infra/kibana-standin/tests
 
 step "5/5 molecule scenarios"
