@@ -433,7 +433,7 @@ def main() -> int:
 
     print()
     bulk = {k: v for k, v in os.environ.items() if k.startswith("FLOCK_BULK_")}
-    print(f"gunicorn {shape} on {os.cpu_count()} CPUs, {bulk or 'default shared bulks'}, "
+    print(f"gunicorn {shape} on {os.cpu_count()} CPUs{f', {bulk}' if bulk else ''}, "
           f"{args.rounds} rounds of {args.seconds:g} s, median (min-max); "
           f"load average at the end {os.getloadavg()[0]:.2f}")  # fmt: skip
     report(results, loads)

@@ -24,6 +24,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, g, jsonify
 
 from ..auth import Agent, hash_token, new_token, secret_in
@@ -238,6 +239,16 @@ def config() -> Response:
     return jsonify({**svc.schedule.osquery_config(), "node_invalid": False})
 
 
+def _longer_than(line: Any, limit: int) -> bool:
+    """Whether the line's JSON text has more than ``limit`` characters."""
+    try:
+        if len(orjson.dumps(line)) <= limit:  # UTF-8 bytes: never fewer than characters
+            return False
+    except TypeError:  # what orjson cannot encode (integers beyond 64 bits)
+        pass
+    return len(json.dumps(line, ensure_ascii=False)) > limit
+
+
 def _lines(svc: Services, data: Any) -> list[dict[str, Any]]:
     if not isinstance(data, list):
         raise BadRequest("data must be an array")
@@ -251,7 +262,7 @@ def _lines(svc: Services, data: Any) -> list[dict[str, Any]]:
             line = parse_json(raw.encode("utf-8", "surrogatepass"))
         else:
             line = raw
-            if len(json.dumps(line, ensure_ascii=False)) > svc.config.osquery_max_line_bytes:
+            if _longer_than(line, svc.config.osquery_max_line_bytes):
                 raise PayloadTooLarge(f"line {i} is larger than the line limit")
         if not isinstance(line, dict):
             raise BadRequest(f"Item {i} is not an object")
