@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .storage.names import GRANULARITIES, shard_budget, shards_needed
+
 MIB = 1024 * 1024
 
 # osquery's TLS logger sends at most 1024 lines per request (logger_tls_max_lines); result
@@ -59,6 +61,9 @@ class Config:
     osquery_max_line_bytes: int = MIB
     max_rows_per_request: int = 20_000
     register_retry_seconds: float = 3600.0
+    index_granularity: str = "day"
+    data_nodes: int = 1
+    max_shards_per_node: int = 1000
     refuse_reenroll_within_hours: float = 0.0
 
     @property
@@ -112,6 +117,25 @@ class Config:
             raise ConfigError("osquery_max_lines must be >= 1, osquery_max_line_bytes >= 1024")
         if self.max_rows_per_request < 1:
             raise ConfigError("max_rows_per_request must be >= 1")
+        if self.index_granularity not in GRANULARITIES:
+            raise ConfigError("index_granularity must be 'day', 'week' or 'month'")
+        if self.data_nodes < 1 or self.max_shards_per_node < 1:
+            raise ConfigError("data_nodes and max_shards_per_node must be >= 1")
+        needed = shards_needed(self.retention_days, self.index_granularity, self.data_nodes)
+        budget = shard_budget(self.max_shards_per_node, self.data_nodes)
+        if needed > budget:
+            coarser = [
+                g
+                for g in GRANULARITIES
+                if shards_needed(self.retention_days, g, self.data_nodes) <= budget
+            ]
+            hint = f"; index_granularity = {coarser[0]!r} fits" if coarser else ""
+            raise ConfigError(
+                f"retention_days = {self.retention_days} with one index per"
+                f" {self.index_granularity} needs up to {needed} shards, more than half of what"
+                f" {self.data_nodes} data node(s) x max_shards_per_node ="
+                f" {self.max_shards_per_node} allow ({budget}){hint}"
+            )
         if self.register_retry_seconds < 0 or self.refuse_reenroll_within_hours < 0:
             raise ConfigError("register_retry_seconds, refuse_reenroll_within_hours must be >= 0")
         if self.public_url and not self.public_url.startswith("https://"):
@@ -173,6 +197,9 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("es_max_retries", "elasticsearch", "max_retries", int),
     _Setting("index_prefix", "storage", "index_prefix", _parse_str),
     _Setting("retention_days", "storage", "retention_days", int),
+    _Setting("index_granularity", "storage", "index_granularity", _parse_str),
+    _Setting("data_nodes", "storage", "data_nodes", int),
+    _Setting("max_shards_per_node", "storage", "max_shards_per_node", int),
     _Setting("bulk_max_rows", "storage", "bulk_max_rows", int),
     _Setting("bulk_max_bytes", "storage", "bulk_max_bytes", int),
     _Setting("bulk_linger_ms", "storage", "bulk_linger_ms", float),

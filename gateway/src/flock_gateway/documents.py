@@ -87,7 +87,14 @@ def iso(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
-def daily_index(prefix: str, kind: str, ts: datetime) -> str:
+def daily_index(prefix: str, kind: str, ts: datetime, granularity: str = "day") -> str:
+    """The index of a row stamped ``ts``: one per UTC day (``2026.11.30``), ISO week
+    (``2026.w48``) or month (``2026.11``)."""
+    if granularity == "week":
+        year, week, _ = ts.isocalendar()
+        return f"{prefix}-{kind}-{year}.w{week:02d}"
+    if granularity == "month":
+        return f"{prefix}-{kind}-{ts:%Y.%m}"
     return f"{prefix}-{kind}-{ts:%Y.%m.%d}"
 
 
@@ -134,9 +141,12 @@ class DocumentBuilder:
         tag: Tag,
         retention_days: int,
         received: datetime | None = None,
+        *,
         budget: Budget | None = None,
+        granularity: str = "day",
     ) -> None:
         self.prefix = prefix
+        self.granularity = granularity
         self.tag = tag
         self.received = received or datetime.now(tz=UTC)
         self.oldest = (self.received - timedelta(days=retention_days)).replace(
@@ -164,7 +174,7 @@ class DocumentBuilder:
         key = (kind, ts)
         stamp = self._stamps.get(key)
         if stamp is None:
-            stamp = (daily_index(self.prefix, kind, ts), iso(ts))
+            stamp = (daily_index(self.prefix, kind, ts, self.granularity), iso(ts))
             self._stamps[key] = stamp
         return stamp
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import sys
 
+from . import server_errors
 from .app import CannotStart, create_app
 from .config import ConfigError
+
+server_errors.install()
 
 try:
     app = create_app()

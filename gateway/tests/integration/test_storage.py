@@ -3,6 +3,7 @@ refuses (so nothing acknowledged is lost and an agent never loops), field-count 
 
 import json
 import time
+from datetime import UTC, datetime
 
 from flock_gateway.storage.templates import load_templates, setup_storage
 
@@ -99,3 +100,24 @@ def test_one_agents_columns_do_not_change_anothers_rows(client, es, prefix):
     noisy_rows = stored(es, prefix, query={"term": {"flock.username": noisy}})
     assert len(noisy_rows) == 7
     assert sum(len(h["_source"]["data"]["columns"]) for h in noisy_rows) >= 6 * 999
+
+
+def test_weekly_indices_are_mapped_by_the_template_and_pruned(es_url, es, prefix, storage):
+    from flock_gateway.app import create_app
+    from flock_gateway.config import Config
+    from flock_gateway.storage.names import IndexNames
+    from flock_gateway.storage.retention import prune
+
+    cfg = Config(es_hosts=(es_url,), index_prefix=prefix, index_granularity="week")
+    client = create_app(cfg).test_client()
+    token = register(client, HOST)
+    line = osquery_line(HOST)
+    assert submit(client, HOST, token, [line]).status_code == 200
+    (hit,) = stored(es, prefix)
+    year, week, _ = datetime.fromtimestamp(line["unixTime"], tz=UTC).isocalendar()
+    assert hit["_index"] == f"{prefix}-results-{year}.w{week:02d}"
+    mapping = es.indices.get_mapping(index=hit["_index"])[hit["_index"]]["mappings"]
+    assert mapping["dynamic"] == "false"
+    es.indices.create(index=f"{prefix}-results-2020.w01")
+    report = prune(es, IndexNames(prefix), 90)
+    assert report["deleted"] == [f"{prefix}-results-2020.w01"]

@@ -171,3 +171,43 @@ def test_gunicorn_refuses_to_start_without_elasticsearch(tmp_path, prefix):
     assert "flock-gateway: cannot start: cannot reach Elasticsearch at http://127.0.0.1" in (
         proc.stderr
     )
+
+
+def _raw(port: int, request: bytes) -> tuple[int, str, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    ctype = next(
+        (h.split(":", 1)[1].strip() for h in lines if h.lower().startswith("content-type")), ""
+    )
+    return int(lines[0].split()[1]), ctype, body
+
+
+SERVER_ERRORS = [
+    # headers over gunicorn's limits or unparsable: answered by gunicorn itself
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+    (
+        b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(200)) + b"\r\n",
+        431,
+    ),
+    (b"NOT A REQUEST\r\n\r\n", 400),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    # unexpected methods: answered by the app
+    (b"PUT /submit HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405),
+    (b"DELETE /register HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+]
+
+
+def test_every_error_is_json_even_the_servers_own(server):
+    port, _ = server
+    for request_bytes, status in SERVER_ERRORS:
+        got, ctype, body = _raw(port, request_bytes)
+        assert got == status, (request_bytes[:40], body[:200])
+        assert ctype == "application/json", request_bytes[:40]
+        answer = json.loads(body)
+        assert answer["error"] is True
+        assert answer["error_msg"]

@@ -109,3 +109,29 @@ def test_shared_bulk_settings(tmp_path):
     path.write_text("[storage]\nbulk_max_rows = 500\nbulk_linger_ms = 2.5\n")
     cfg = load_config(env={"FLOCK_CONFIG": str(path), "FLOCK_BULK_CONCURRENCY": "2"})
     assert (cfg.bulk_max_rows, cfg.bulk_linger_ms, cfg.bulk_concurrency) == (500, 2.5, 2)
+
+
+@pytest.mark.parametrize(
+    ("retention", "granularity", "nodes", "ok"),
+    [
+        (90, "day", 1, True),
+        (365, "day", 1, False),  # over 1,000 shards on one node
+        (365, "week", 1, True),
+        (3650, "month", 1, True),
+        (365, "day", 3, False),
+        (365, "week", 3, True),
+    ],
+)
+def test_shard_budget_is_checked_at_startup(retention, granularity, nodes, ok):
+    cfg = Config(retention_days=retention, index_granularity=granularity, data_nodes=nodes)
+    if ok:
+        cfg.validate()
+    else:
+        with pytest.raises(ConfigError, match="shards") as exc:
+            cfg.validate()
+        assert "index_granularity = 'week' fits" in str(exc.value)
+
+
+def test_index_granularity_is_one_of_three():
+    with pytest.raises(ConfigError, match="index_granularity"):
+        Config(index_granularity="hour").validate()

@@ -155,3 +155,12 @@ def test_expansion_is_bounded_before_building():
             "flock", TAG, 90, received=RECEIVED, budget=Budget(max_bytes=500_000)
         ).results([fat])
     assert len(builder().results([fat])) == 100
+
+
+def test_weekly_and_monthly_indices():
+    weekly = DocumentBuilder("flock", TAG, 90, received=RECEIVED, granularity="week")
+    (doc,) = weekly.results([row()])
+    assert doc.index == "flock-results-2026.w48"
+    monthly = DocumentBuilder("flock", TAG, 90, received=RECEIVED, granularity="month")
+    (doc,) = monthly.agent_logs([{"type": "x", "timestamp": 1795766400123}])
+    assert doc.index == "flock-agent-logs-2026.11"

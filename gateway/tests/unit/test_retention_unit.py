@@ -27,3 +27,22 @@ def test_expired_indices():
         "flock-results-2026.08.28",
         "flock-status-2026.01.01",
     ]
+
+
+def test_week_and_month_indices_expire_after_their_last_day():
+    names = IndexNames("flock")
+    indices = [
+        "flock-results-2026.w35",  # ends Sun 2026-08-30
+        "flock-results-2026.w36",  # ends Sun 2026-09-06
+        "flock-status-2026.08",  # ends 2026-08-31
+        "flock-status-2026.09",
+        "flock-results-2026.w5",  # not ours
+    ]
+    today = date(2026, 12, 1)  # cutoff 2026-09-02 with 90 days
+    assert expired_indices(indices, names, 90, today) == [
+        "flock-results-2026.w35",
+        "flock-status-2026.08",
+    ]
+    assert index_day("flock-results-2026.w53", "flock", "results") == date(2027, 1, 3)
+    assert index_day("flock-results-2027.w53", "flock", "results") is None  # no such week
+    assert index_day("flock-results-2026.13", "flock", "results") is None

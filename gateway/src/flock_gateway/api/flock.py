@@ -56,7 +56,11 @@ def _register_fields() -> dict[str, Any]:
 def _builder(svc: Services, agent: Agent, body_size: int) -> DocumentBuilder:
     tag = Tag(agent.username, agent.name, FLOCK_AGENT)
     return DocumentBuilder(
-        svc.names.prefix, tag, svc.config.retention_days, budget=budget(body_size)
+        svc.names.prefix,
+        tag,
+        svc.config.retention_days,
+        budget=budget(body_size),
+        granularity=svc.config.index_granularity,
     )
 
 

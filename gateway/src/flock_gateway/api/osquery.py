@@ -325,6 +325,7 @@ def log_endpoint() -> Response:
         Tag(agent.username, agent.name, OSQUERY),
         svc.config.retention_days,
         budget=budget(g.body_size),
+        granularity=svc.config.index_granularity,
     )
     refused = dropped = 0
     try:

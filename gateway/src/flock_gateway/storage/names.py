@@ -9,6 +9,29 @@ AGENT_LOGS = "agent-logs"
 STATUS = "status"
 DAILY_KINDS = (RESULTS, AGENT_LOGS, STATUS)
 
+# How much time one index covers. Each index is one shard (two copies with a replica), and
+# a cluster holds at most cluster.max_shards_per_node per data node: long retention needs
+# coarser indices.
+GRANULARITIES = {"day": 1, "week": 7, "month": 28}  # days; a month has at least 28
+
+
+def indices_per_kind(retention_days: int, granularity: str) -> int:
+    """Indices of one kind alive at once: the retained span, the current period, and
+    rows up to two days ahead (a laptop's clock)."""
+    return -(-retention_days // GRANULARITIES[granularity]) + 2
+
+
+def shards_needed(retention_days: int, granularity: str, data_nodes: int) -> int:
+    """Shard copies the gateway's indices take at most (a replica once there are 2 nodes)."""
+    copies = 1 if data_nodes < 2 else 2
+    return (len(DAILY_KINDS) * indices_per_kind(retention_days, granularity) + 1) * copies
+
+
+def shard_budget(max_shards_per_node: int, data_nodes: int) -> int:
+    """What the gateway may use: half the cluster's limit, leaving room for Kibana's and
+    Elasticsearch's own indices and for moving shards during upgrades."""
+    return max_shards_per_node * data_nodes // 2
+
 
 @dataclass(frozen=True)
 class IndexNames:

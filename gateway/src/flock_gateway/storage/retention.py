@@ -1,9 +1,10 @@
-"""Retention: delete daily indices whose day is older than N days.
+"""Retention: delete indices whose days are all older than N days.
 
 ILM and data-stream lifecycles are x-pack features the open node lacks, so the gateway's
-``prune`` command (run daily by a systemd timer) does it: the index for day D holds rows
-stamped on day D (UTC), and is deleted once D is more than ``retention_days`` days before
-today.
+``prune`` command (run daily by a systemd timer) does it: the index for day D (or the
+ISO week / month containing D, see ``index_granularity``) holds rows stamped on day D
+(UTC), and is deleted once its last day is more than ``retention_days`` days before
+today. Indices of every granularity are recognised, so changing it loses nothing.
 """
 
 from __future__ import annotations
@@ -18,11 +19,21 @@ from .names import DAILY_KINDS, IndexNames
 
 
 def index_day(index: str, prefix: str, kind: str) -> date | None:
+    """The last day an index holds rows of (day, ISO week or month index), else None."""
     head = f"{prefix}-{kind}-"
     if not index.startswith(head):
         return None
+    suffix = index[len(head) :]
     try:
-        return datetime.strptime(index[len(head) :], "%Y.%m.%d").replace(tzinfo=UTC).date()
+        if ".w" in suffix:
+            year, week = suffix.split(".w")
+            if len(week) != 2:
+                return None
+            return date.fromisocalendar(int(year), int(week), 7)
+        if suffix.count(".") == 1:
+            first = datetime.strptime(suffix, "%Y.%m").date()
+            return (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        return datetime.strptime(suffix, "%Y.%m.%d").replace(tzinfo=UTC).date()
     except ValueError:
         return None
 
