@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -78,36 +79,54 @@ def check_structure(value: Any, *, strings_checked: bool = False) -> None:
     """Iteratively check depth, key shape and string encodability of a parsed value.
 
     ``strings_checked``: the parser already refused strings that are not valid Unicode.
-    Rows repeat the same keys, so each distinct key is checked once per call.
+    Rows repeat the same keys, so each distinct key is checked once per call; scalars
+    are checked where they are found instead of going through the stack.
     """
+    _check_node(value, strings_checked)
     stack: list[tuple[Any, int]] = [(value, 0)]
     keys_ok: set[str] = set()
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, str):
-            if not strings_checked:
-                _check_str(node)
-        elif isinstance(node, float):
-            if not math.isfinite(node):
-                # 1e309 parses as infinity, which JSON (and Elasticsearch) cannot carry
-                raise BadRequest("Invalid JSON object: number out of range")
-        elif isinstance(node, int) and not isinstance(node, bool):
-            if not -MAX_INT < node < MAX_INT:
-                raise BadRequest("Invalid JSON object: integer out of range")
-        elif isinstance(node, dict):
+        if isinstance(node, dict):
             if depth >= MAX_DEPTH:
                 raise BadRequest(f"Invalid JSON object: nested deeper than {MAX_DEPTH} levels")
             if len(node) > MAX_KEYS_PER_OBJECT:
                 raise BadRequest(f"Invalid JSON object: more than {MAX_KEYS_PER_OBJECT} keys")
-            for key, child in node.items():
+            children: Iterable[Any] = node.values()
+            for key in node:
                 if key not in keys_ok:
                     _check_key(key)
                     keys_ok.add(key)
-                stack.append((child, depth + 1))
         elif isinstance(node, list):
             if depth >= MAX_DEPTH:
                 raise BadRequest(f"Invalid JSON object: nested deeper than {MAX_DEPTH} levels")
-            stack.extend((child, depth + 1) for child in node)
+            children = node
+        else:
+            continue
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif kind is str:
+                if not strings_checked:
+                    _check_str(child)
+            elif kind is not bool and child is not None:
+                _check_node(child, strings_checked)
+                if isinstance(child, dict | list):  # subclasses, from callers not parsers
+                    stack.append((child, depth + 1))
+
+
+def _check_node(node: Any, strings_checked: bool) -> None:
+    """The checks of one scalar (containers are walked by check_structure)."""
+    if isinstance(node, str):
+        if not strings_checked:
+            _check_str(node)
+    elif isinstance(node, float):
+        if not math.isfinite(node):
+            # 1e309 parses as infinity, which JSON (and Elasticsearch) cannot carry
+            raise BadRequest("Invalid JSON object: number out of range")
+    elif isinstance(node, int) and not isinstance(node, bool) and not -MAX_INT < node < MAX_INT:
+        raise BadRequest("Invalid JSON object: integer out of range")
 
 
 def _check_str(text: str) -> None:
