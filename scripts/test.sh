@@ -31,7 +31,7 @@ step "4/5 pytest: gateway unit + integration (real Elasticsearch node), dashboar
 # Each test sits with what it tests: the gateway, the dashboards, the roles' filter
 # plugins, the scenarios' shared container definition, the layout table, the Kibana
 # stand-in.
-timed pytest python -m pytest -q gateway/tests dashboards/tests roles molecule/shared/tests docs/tests \
+timed pytest python -m pytest -q gateway/tests dashboards/tests roles molecule/common/tests docs/tests \
   test-infra/kibana-standin/tests
 
 step "5/5 molecule scenarios"

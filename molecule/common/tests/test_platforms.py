@@ -1,7 +1,7 @@
 """Every systemd container is made from one definition, every scenario from one base.
 
 test-infra/images/vars/systemd-container.yml says how the base image runs as a server;
-the Molecule scenarios (through molecule/shared/create.yml) and the demo
+the Molecule scenarios (through molecule/common/create.yml) and the demo
 (playbooks/local-containers.yml) both create containers with it as the module defaults.
 Molecule merges .config/molecule/config.yml (driver, provisioner basics, the shared
 create playbook, verifier) under every molecule/<scenario>/molecule.yml. A scenario that
@@ -62,14 +62,14 @@ def test_the_definition_runs_systemd_as_pid_1_unprivileged():
 def test_scenario_platforms_name_only_what_is_their_own(scenario):
     config = _merged(scenario)
     assert config["driver"]["name"] == "docker"
-    assert config["provisioner"]["playbooks"]["create"] == "../shared/create.yml"
+    assert config["provisioner"]["playbooks"]["create"] == "../common/create.yml"
     for platform in config["platforms"]:
         written_again = set(platform) & set(_definition())
         assert not written_again, f"{platform['name']} writes {written_again} again"
 
 
 @pytest.mark.parametrize(
-    "playbook", ["molecule/shared/create.yml", "playbooks/local-containers.yml"]
+    "playbook", ["molecule/common/create.yml", "playbooks/local-containers.yml"]
 )
 def test_containers_are_created_with_the_definition(playbook):
     path = ROOT / playbook
