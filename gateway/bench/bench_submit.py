@@ -18,6 +18,11 @@ Loads: /submit 200-row batches x 32 agents, /submit 5-row batches x 200 agents,
 same window. The table gives the median of the rounds and the spread (min-max).
 
     python gateway/bench/bench_submit.py [--rounds 3] [--seconds 20] [--quick]
+
+With ``--py-spy PATH`` (py-spy is not a dependency: ``pip install py-spy``), every gateway
+run is also sampled by py-spy (all workers, 50 Hz, without pausing them) and the run's
+top functions are printed: self time, and time including callees for the gateway's own
+code and its libraries, as shares of all samples.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from flock_testinfra.esnode import node_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import Conn, Outcome, Plan
+from profile_top import summarise
 
 from flock_gateway.documents import DocumentBuilder, Tag
 from flock_gateway.fields import FLOCK_AGENT, OSQUERY
@@ -239,8 +245,19 @@ def direct_parts(prefix: str, host: str, load: Load) -> list[bytes]:
 
 
 class Bench:
-    def __init__(self, es: Elasticsearch, es_url: str, prefix: str, port: int) -> None:
+    def __init__(
+        self,
+        es: Elasticsearch,
+        es_url: str,
+        prefix: str,
+        port: int,
+        *,
+        py_spy: str | None = None,
+        logdir: Path | None = None,
+    ) -> None:
         self.es = es
+        self.py_spy = py_spy
+        self.logdir = logdir
         self.es_port = int(es_url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
         self.prefix = prefix
         self.port = port
@@ -309,12 +326,24 @@ class Bench:
             seconds=seconds,
             pids=pids,
         )
+        spy = None
+        if self.py_spy and not direct and self.logdir:
+            raw = self.logdir / f"profile-{load.key}-{self.runs}.txt"
+            spy = subprocess.Popen(
+                [self.py_spy, "record", "--pid", str(pids["gateway"][0]), "--subprocesses",
+                 "--gil", "--nonblocking", "--rate", "50", "--format", "raw", "--output", str(raw),
+                 "--duration", str(int(warmup + seconds))],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
         proc = subprocess.run(
             [sys.executable, str(Path(__file__).with_name("loadgen.py"))],
             input=pickle.dumps(plan),
             capture_output=True,
             check=False,
         )
+        if spy is not None:
+            spy.wait(60)
+            print(summarise(raw.read_text(), title=f"profile: {load.key} via the gateway"))
         if proc.returncode != 0:
             raise SystemExit(f"load generator failed:\n{proc.stderr.decode()[-3000:]}")
         out = Outcome(**json.loads(proc.stdout))
@@ -380,6 +409,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, help="instead of the role's default")
     ap.add_argument("--threads", type=int, help="instead of the role's default")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s")
+    ap.add_argument("--py-spy", metavar="PATH", help="profile every gateway run with py-spy")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.seconds, args.warmup = 1, 2.0, 1.0
@@ -402,7 +432,7 @@ def main() -> int:
                 shape,
             ):
                 pids = {"gateway": gw_pids, "elasticsearch": [es_pid] if es_pid else []}
-                bench = Bench(es, es_url, prefix, port)
+                bench = Bench(es, es_url, prefix, port, py_spy=args.py_spy, logdir=Path(tmp))
                 for load in loads:
                     bench.enroll(load)
                 results: dict[tuple[str, bool], list[Outcome]] = {}

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -32,14 +31,14 @@ from . import fields
 MAX_FUTURE = timedelta(days=2)
 
 
-@dataclass(frozen=True)
-class Doc:
+class Doc(NamedTuple):
+    # a tuple: built once per row, and a frozen dataclass costs several times more to make
     index: str
     id: str
     source: dict[str, Any]
 
 
-def canonical(value: Any) -> str:
+def canonical_bytes(value: Any) -> bytes:
     """Sorted keys, compact, UTF-8: the text a row's id is derived from.
 
     orjson writes the same text as ``json.dumps(sort_keys=True, separators=(",", ":"),
@@ -48,17 +47,31 @@ def canonical(value: Any) -> str:
     beyond 64 bits, non-string keys) goes through the standard library.
     """
     try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except TypeError:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return text.encode("utf-8")
+
+
+def canonical(value: Any) -> str:
+    return canonical_bytes(value).decode("utf-8")
+
+
+def _id_hasher(username: str, kind: str) -> Any:
+    digest = hashlib.sha256()
+    digest.update(username.encode("utf-8") + b"\x00" + kind.encode("utf-8") + b"\x00")
+    return digest
+
+
+def _id(hasher: Any, canonical_row: bytes, occurrence: int) -> str:
+    digest = hasher.copy()
+    digest.update(b"%b\x00%d\x00" % (canonical_row, occurrence))
+    return digest.hexdigest()[:40]
 
 
 def doc_id(username: str, kind: str, canonical_row: str, occurrence: int) -> str:
-    digest = hashlib.sha256()
-    for part in (username, kind, canonical_row, str(occurrence)):
-        digest.update(part.encode("utf-8"))
-        digest.update(b"\x00")
-    return digest.hexdigest()[:40]
+    """sha256 of ``username NUL kind NUL canonical-row NUL occurrence NUL``, 40 hex digits."""
+    return _id(_id_hasher(username, kind), canonical_row.encode("utf-8"), occurrence)
 
 
 def parse_epoch(value: Any) -> int | None:
@@ -156,7 +169,10 @@ class DocumentBuilder:
         self.expired = 0
         self._docs = 0
         self._bytes = 0
-        self._seen: Counter[str] = Counter()
+        # per kind: how often each canonical row occurred so far (identical rows of one
+        # request get distinct ids)
+        self._seen: dict[str, dict[bytes, int]] = {}
+        self._hashers: dict[str, Any] = {}
         # the same for every document of the request: built once, shared (read-only)
         self._gateway = {
             fields.USERNAME: tag.username,
@@ -164,18 +180,29 @@ class DocumentBuilder:
             fields.SOURCE: tag.source,
             fields.RECEIVED_AT: iso(self.received),
         }
-        # rows of one request mostly share their timestamp: (index, @timestamp) per kind+ts
-        self._stamps: dict[tuple[str, datetime], tuple[str, str]] = {}
+        # rows of one request mostly share their time: (index, @timestamp), or None when
+        # expired, per kind and the row's raw time value
+        self._stamps: dict[tuple[str, Any], tuple[str, str] | None] = {}
 
     def _flock(self) -> dict[str, Any]:
         return self._gateway
 
-    def _stamp(self, kind: str, ts: datetime) -> tuple[str, str]:
-        key = (kind, ts)
-        stamp = self._stamps.get(key)
-        if stamp is None:
+    def _stamp(self, kind: str, raw: Any, seconds: float | None) -> tuple[str, str] | None:
+        """Index and @timestamp of a row whose time field is ``raw`` (``seconds`` since
+        the epoch, or None); None when the row is older than the retention period."""
+        key = (kind, raw)
+        try:
+            return self._stamps[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable raw value: no time, and nothing to cache
+            key = (kind, None)
+            seconds = None
+        ts = row_time(seconds, self.received)
+        stamp = None
+        if ts >= self.oldest:
             stamp = (daily_index(self.prefix, kind, ts, self.granularity), iso(ts))
-            self._stamps[key] = stamp
+        self._stamps[key] = stamp
         return stamp
 
     def _spend(self, docs: int, size: int) -> None:
@@ -196,69 +223,70 @@ class DocumentBuilder:
         self,
         kind: str,
         row: dict[str, Any],
-        ts: datetime,
-        identity: Any = None,
-        canon: str | None = None,
+        stamp: tuple[str, str] | None,
+        canon: bytes,
     ) -> Doc | None:
-        if ts < self.oldest:
+        if stamp is None:
             self.expired += 1
             return None
-        if canon is None:
-            canon = canonical(row if identity is None else identity)
-        key = f"{kind}\x00{canon}"
-        occurrence = self._seen[key]
-        self._seen[key] += 1
-        index, stamp = self._stamp(kind, ts)
-        source = {fields.TIMESTAMP: stamp, fields.GATEWAY: self._gateway, CLIENT_KEY: row}
-        return Doc(
-            index=index,
-            id=doc_id(self.tag.username, kind, canon, occurrence),
-            source=source,
-        )
+        seen = self._seen.get(kind)
+        if seen is None:
+            seen = self._seen[kind] = {}
+            self._hashers[kind] = _id_hasher(self.tag.username, kind)
+        occurrence = seen.get(canon, 0)
+        seen[canon] = occurrence + 1
+        index, timestamp = stamp
+        source = {fields.TIMESTAMP: timestamp, fields.GATEWAY: self._gateway, CLIENT_KEY: row}
+        return Doc(index=index, id=_id(self._hashers[kind], canon, occurrence), source=source)
 
-    def _plain(self, kind: str, item: dict[str, Any], ts: datetime) -> Doc | None:
-        canon = canonical(item)
+    def _plain(self, kind: str, item: dict[str, Any], stamp: tuple[str, str] | None) -> Doc | None:
+        canon = canonical_bytes(item)
         self._spend(1, len(canon))
-        return self._make(kind, item, ts, canon=canon)
+        return self._make(kind, item, stamp, canon)
+
+    def _unix_stamp(self, kind: str, item: dict[str, Any]) -> tuple[str, str] | None:
+        raw = item.get("unixTime")
+        key = (kind, raw)
+        stamps = self._stamps
+        if key in stamps if type(raw) is int or type(raw) is str else False:
+            return stamps[key]
+        return self._stamp(kind, raw, parse_epoch(raw))
 
     def results(self, items: Iterable[dict[str, Any]]) -> list[Doc]:
         """osquery result lines (differential or snapshot) -> one doc per row."""
         docs: list[Doc | None] = []
         for item in items:
-            ts = row_time(parse_epoch(item.get("unixTime")), self.received)
+            stamp = self._unix_stamp("results", item)
             if isinstance(item.get("snapshot"), list):
                 rows = item["snapshot"]
                 base = {k: v for k, v in item.items() if k != "snapshot"}
                 base.setdefault("action", "snapshot")
-                base_canon = canonical(base)
+                base_canon = canonical_bytes(base)
                 # every row document repeats the base: charge for it before building any
                 self._spend(len(rows), len(base_canon) * len(rows))
-                base_digest = hashlib.sha256(base_canon.encode("utf-8")).hexdigest()
+                base_digest = hashlib.sha256(base_canon).hexdigest()
                 for position, row in enumerate(rows):
                     expanded = {**base, "columns": row}
                     # the row's position keeps identical rows of one snapshot apart
                     identity = ["snapshot", base_digest, position, row]
-                    canon = canonical(identity)
+                    canon = canonical_bytes(identity)
                     self._spend(0, len(canon))
-                    docs.append(self._make("results", expanded, ts, canon=canon))
+                    docs.append(self._make("results", expanded, stamp, canon))
             else:
-                docs.append(self._plain("results", item, ts))
+                docs.append(self._plain("results", item, stamp))
         return [d for d in docs if d is not None]
 
     def agent_logs(self, items: Iterable[dict[str, Any]]) -> list[Doc]:
         """Flock agent event log lines; ``timestamp`` is in milliseconds."""
         docs = []
         for item in items:
-            ms = parse_epoch(item.get("timestamp"))
+            raw = item.get("timestamp")
+            ms = parse_epoch(raw)
             seconds = ms / 1000 if ms is not None and abs(ms) < 10**15 else None
-            ts = row_time(seconds, self.received)
-            docs.append(self._plain("agent-logs", item, ts))
+            docs.append(self._plain("agent-logs", item, self._stamp("agent-logs", raw, seconds)))
         return [d for d in docs if d is not None]
 
     def status(self, items: Iterable[dict[str, Any]]) -> list[Doc]:
         """osquery status log lines."""
-        docs = [
-            self._plain("status", item, row_time(parse_epoch(item.get("unixTime")), self.received))
-            for item in items
-        ]
+        docs = [self._plain("status", item, self._unix_stamp("status", item)) for item in items]
         return [d for d in docs if d is not None]

@@ -40,9 +40,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-# A number this long may not fit 64 bits, which orjson would turn into a float: such
-# bodies (rare: serial numbers are strings) are parsed by the standard library instead.
-_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+# orjson parses integers beyond 64 bits as floats (they are all at least 2**63 in
+# magnitude): a body holding such a float is parsed again by the standard library, which
+# keeps integers exact (and a real float that large parses the same either way).
+_FLOAT_INT_LIMIT = float(2**63)
+# What a value parsed by orjson may be without any further check: orjson refuses invalid
+# Unicode, and its integers are within 64 bits.
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+class _Reparse(Exception):
+    """orjson's reading of the body differs from the standard library's."""
 
 
 def parse_json(body: bytes) -> Any:
@@ -50,18 +58,22 @@ def parse_json(body: bytes) -> Any:
 
     orjson parses UTF-8 bodies several times faster and refuses what the standard library
     would let through only to have it refused below (lone surrogates, NaN, infinity), so
-    its strings need no second check; anything it refuses gets the standard library's
-    verdict, so the answers are the same either way.
+    its strings need no second check; anything it refuses, or reads differently (integers
+    beyond 64 bits), gets the standard library's verdict, so the answers are the same
+    either way.
     """
-    if not body or not body.strip():
+    if not body or (body[:1].isspace() and not body.strip()):
         raise BadRequest("Empty request body")
-    if not _LONG_NUMBER.search(body):
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    else:
         try:
-            value = orjson.loads(body)
-        except orjson.JSONDecodeError:
+            _check_parsed(value)
+        except _Reparse:
             pass
         else:
-            check_structure(value, strings_checked=True)
             return value
     try:
         value = json.loads(body, parse_constant=_reject_constant)
@@ -73,6 +85,49 @@ def parse_json(body: bytes) -> Any:
         raise BadRequest("Invalid JSON object") from None
     check_structure(value)
     return value
+
+
+def _check_parsed(value: Any) -> None:
+    """check_structure for what orjson parsed: the same limits, scanning each container's
+    values at C speed (``set(map(type, ...))``) and looking closer only at containers and
+    floats; raises _Reparse at a float that may be an integer beyond 64 bits."""
+    kind = type(value)
+    if kind is not dict and kind is not list:
+        _check_float(value)
+        return
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    keys_ok: set[str] = set()
+    while stack:
+        node, depth = stack.pop()
+        if depth >= MAX_DEPTH:
+            raise BadRequest(f"Invalid JSON object: nested deeper than {MAX_DEPTH} levels")
+        if type(node) is dict:
+            if len(node) > MAX_KEYS_PER_OBJECT:
+                raise BadRequest(f"Invalid JSON object: more than {MAX_KEYS_PER_OBJECT} keys")
+            if not keys_ok.issuperset(node):
+                for key in node:
+                    if key not in keys_ok:
+                        _check_key(key)
+                        keys_ok.add(key)
+            children: Iterable[Any] = node.values()
+        else:
+            children = node
+        if _PLAIN.issuperset(map(type, children)):
+            continue
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif kind is float:
+                _check_float(child)
+
+
+def _check_float(value: Any) -> None:
+    if type(value) is float:
+        if not math.isfinite(value):
+            raise BadRequest("Invalid JSON object: number out of range")
+        if abs(value) >= _FLOAT_INT_LIMIT:
+            raise _Reparse
 
 
 def check_structure(value: Any, *, strings_checked: bool = False) -> None:
@@ -191,28 +246,38 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, str) and value.strip().lstrip("-").isdigit()
 
 
+_MISSING = object()
+_INT_FIELDS_ALL = (*_INT_FIELDS, "unixTime")
+
+
 def validate_result_item(i: int, item: dict[str, Any], username: str) -> None:
     """Check one osquery result line: host, field types; raises BadRequest."""
-    hosts = [item[k] for k in ("hostIdentifier", "host_uuid") if k in item]
-    if not hosts:
-        raise BadRequest(f"Item {i} does not contain the correct hostIdentifier")
-    for host in hosts:
-        if not isinstance(host, str) or host.lower() != username.lower():
+    get = item.get
+    found = False
+    for key in ("hostIdentifier", "host_uuid"):
+        host = get(key, _MISSING)
+        if host is _MISSING:
+            continue
+        found = True
+        if type(host) is not str or (host != username and host.lower() != username.lower()):
             raise BadRequest(f"Item {i} does not contain the correct hostIdentifier")
+    if not found:
+        raise BadRequest(f"Item {i} does not contain the correct hostIdentifier")
     for key in _STRING_FIELDS:
-        if key in item and not isinstance(item[key], str):
+        value = get(key, "")
+        if not isinstance(value, str):
             raise BadRequest(f"Item {i}: {key} must be a string")
-    for key in _INT_FIELDS:
-        if key in item and not _is_int(item[key]):
+    for key in _INT_FIELDS_ALL:
+        value = get(key, 0)
+        if type(value) is not int and not _is_int(value):
             raise BadRequest(f"Item {i}: {key} must be an integer")
-    if "unixTime" in item and not _is_int(item["unixTime"]):
-        raise BadRequest(f"Item {i}: unixTime must be an integer")
-    numerics = item.get("numerics", False)
+    numerics = get("numerics", False)
     if not isinstance(numerics, bool) and numerics not in ("true", "false"):
         raise BadRequest(f"Item {i}: numerics must be a boolean")
     for key in _SCALAR_OBJECT_FIELDS:
-        if key in item:
-            _check_scalar_object(i, key, item[key])
+        value = get(key, _MISSING)
+        if value is not _MISSING:
+            _check_scalar_object(i, key, value)
     if "snapshot" in item:
         rows = item["snapshot"]
         if not isinstance(rows, list):
@@ -221,9 +286,14 @@ def validate_result_item(i: int, item: dict[str, Any], username: str) -> None:
             _check_scalar_object(i, "snapshot", row)
 
 
+_SCALAR_TYPES = frozenset(_SCALARS)
+
+
 def _check_scalar_object(i: int, key: str, value: Any) -> None:
     if not isinstance(value, dict):
         raise BadRequest(f"Item {i}: {key} must be an object")
+    if _SCALAR_TYPES.issuperset(map(type, value.values())):
+        return  # exact scalar types (what parsers make): nothing to look at closer
     for column, cell in value.items():
         if not isinstance(cell, _SCALARS):
             raise BadRequest(f"Item {i}: {key}.{column[:64]} must be a string or number")

@@ -1,3 +1,5 @@
+import hashlib
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -92,6 +94,23 @@ def test_identical_rows_in_one_request_are_kept_apart():
     assert len({d.id for d in docs}) == 3
     again = builder().results([row(), row(), row()])
     assert [d.id for d in docs] == [d.id for d in again]
+
+
+def test_ids_follow_the_id_scheme_definition():
+    """Ids must not change across upgrades (a batch resent across one is stored once):
+    sha256 of agent, kind, the row's sorted compact JSON and its occurrence, NUL after
+    each, first 40 hex digits."""
+    rows = [row(), row(), row(columns={"version": "Café ユーザー"}), row(unixTime="1795684799")]
+    got = [d.id for d in builder().results(rows)]
+    want = []
+    for i, r in enumerate(rows):
+        text = json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        occurrence = 1 if i == 1 else 0
+        data = f"host-1\0results\0{text}\0{occurrence}\0".encode()
+        want.append(hashlib.sha256(data).hexdigest()[:40])
+    assert got == want
+    assert doc_id("host-1", "results", json.dumps(rows[3], sort_keys=True,
+                  separators=(",", ":"), ensure_ascii=False), 0) == want[3]  # fmt: skip
 
 
 def test_ids_depend_on_agent():

@@ -26,11 +26,24 @@ def dumps(value: Any) -> bytes:
         )
 
 
-def doc_lines(doc: Doc) -> bytes:
+def _action_head(index: str) -> bytes:
+    return b'{"create":{"_index":%b,"_id":' % orjson.dumps(index)
+
+
+def doc_lines(doc: Doc, head: bytes | None = None) -> bytes:
     """The ``create`` action and the source of one document, each ending in a newline."""
-    action = dumps({"create": {"_index": doc.index, "_id": doc.id}})
-    return b"%b\n%b\n" % (action, dumps(doc.source))
+    if head is None:
+        head = _action_head(doc.index)
+    return b"%b%b}}\n%b\n" % (head, orjson.dumps(doc.id), dumps(doc.source))
 
 
 def body(docs: list[Doc]) -> bytes:
-    return b"".join(doc_lines(d) for d in docs)
+    # the documents of a request share one or two indices: each action's start built once
+    heads: dict[str, bytes] = {}
+    parts = []
+    for doc in docs:
+        head = heads.get(doc.index)
+        if head is None:
+            head = heads[doc.index] = _action_head(doc.index)
+        parts.append(doc_lines(doc, head))
+    return b"".join(parts)
