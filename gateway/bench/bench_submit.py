@@ -20,9 +20,9 @@ same window. The table gives the median of the rounds and the spread (min-max).
     python gateway/bench/bench_submit.py [--rounds 3] [--seconds 20] [--quick]
 
 With ``--py-spy PATH`` (py-spy is not a dependency: ``pip install py-spy``), every gateway
-run is also sampled by py-spy (all workers, 50 Hz, without pausing them) and the run's
-top functions are printed: self time, and time including callees for the gateway's own
-code and its libraries, as shares of all samples.
+run is also sampled by py-spy (all workers, 50 Hz, without pausing them, only the thread
+holding the GIL: Python on the CPU) and the run's top functions are printed: self time,
+and time including callees per area of the request path, as shares of all samples.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
     python gateway/bench/profile_top.py PROFILE.txt
 
-Prints the functions with the most self time, and time including callees per area of
-the request path (gunicorn, Flask, the gateway's modules, the Elasticsearch client...),
-as shares of all samples. An area's share counts a sample once however deep it recurs.
+Prints the functions with the most self time, and a split of all samples by area of the
+request path (gunicorn, Flask, the gateway's modules, the Elasticsearch client...): each
+sample goes to the area of its innermost frame that belongs to one (time in the standard
+library or in C goes to the area that called it), so the shares add up to 100%.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections import Counter
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
-# first match wins: (area, substring of the frame's file path)
+# first match wins: (area, start of the frame's file path as py-spy shortens it, or a
+# substring of it after a "/")
 _AREAS = (
     ("gateway: logging", "flock_gateway/logging.py"),
     ("gateway: documents", "flock_gateway/documents.py"),
@@ -27,16 +29,15 @@ _AREAS = (
     ("gateway: auth", "flock_gateway/auth.py"),
     ("gateway: api", "flock_gateway/api/"),
     ("gateway: app", "flock_gateway/app.py"),
-    ("elasticsearch client", "/elasticsearch/"),
-    ("elastic_transport", "/elastic_transport/"),
-    ("urllib3", "/urllib3/"),
-    ("http.client", "/http/client.py"),
-    ("stdlib logging", "/logging/__init__.py"),
-    ("flask", "/flask/"),
-    ("werkzeug", "/werkzeug/"),
-    ("gunicorn", "/gunicorn/"),
-    ("json (stdlib)", "/json/"),
-    ("threading", "/threading.py"),
+    ("elasticsearch client", "elasticsearch/"),
+    ("elastic_transport", "elastic_transport/"),
+    ("urllib3", "urllib3/"),
+    ("http.client", "http/client.py"),
+    ("stdlib logging", "logging/__init__.py"),
+    ("flask", "flask/"),
+    ("werkzeug", "werkzeug/"),
+    ("gunicorn", "gunicorn/"),
+    ("json (stdlib)", "json/"),
 )
 
 
@@ -50,6 +51,14 @@ def _parse(line: str) -> tuple[list[tuple[str, str]], int] | None:
         if m:
             frames.append((m["func"], m["file"] or ""))
     return frames, int(count)
+
+
+def _area(frames: list[tuple[str, str]]) -> str:
+    for _, path in reversed(frames):
+        for area, needle in _AREAS:
+            if path.startswith(needle) or "/" + needle in path:
+                return area
+    return "other"
 
 
 def summarise(text: str, title: str = "profile", top: int = 15) -> str:
@@ -66,19 +75,13 @@ def summarise(text: str, title: str = "profile", top: int = 15) -> str:
             func, path = frames[-1]
             short = "/".join(path.split("/")[-2:])
             self_time[f"{func} ({short})"] += count
-        seen = set()
-        for _, path in frames:
-            for area, needle in _AREAS:
-                if needle in path:
-                    seen.add(area)
-                    break
-        areas.update(dict.fromkeys(seen, count))
+        areas[_area(frames)] += count
     if not total:
         return f"{title}: no samples"
     lines = [f"{title}: {total} samples on CPU", "  self time:"]
     for name, n in self_time.most_common(top):
         lines.append(f"    {100 * n / total:5.1f}%  {name}")
-    lines.append("  including callees:")
+    lines.append("  by area (innermost):")
     for name, n in areas.most_common():
         lines.append(f"    {100 * n / total:5.1f}%  {name}")
     return "\n".join(lines)

@@ -10,7 +10,8 @@ from .api import flock, health, osquery
 from .auth import AuthCache, Authenticator
 from .config import Config, load_config
 from .errors import register_error_handlers
-from .logging import get_logger, setup_logging
+from .json_provider import OrjsonProvider
+from .logging import RequestLog, get_logger, setup_logging
 from .metrics import Metrics
 from .schedule import ScheduleError, load_schedule
 from .services import EXTENSION_KEY, Services
@@ -70,7 +71,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     app = Flask("flock_gateway")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = OrjsonProvider(app)
     app.extensions[EXTENSION_KEY] = svc
     register_error_handlers(app)
     app.register_blueprint(health.bp)
@@ -81,7 +82,7 @@ def create_app(config: Config | None = None) -> Flask:
 
 
 def _install_request_log(app: Flask) -> None:
-    access = get_logger("access")
+    access = RequestLog(get_logger("access"))
 
     @app.before_request
     def _start() -> None:
@@ -89,7 +90,7 @@ def _install_request_log(app: Flask) -> None:
 
     @app.after_request
     def _log(response: Response) -> Response:
-        if request.path in ("/healthz", "/readyz") and response.status_code == 200:
+        if response.status_code == 200 and request.path in ("/healthz", "/readyz"):
             return response
         extra = {
             "method": request.method,
@@ -105,5 +106,5 @@ def _install_request_log(app: Flask) -> None:
             extra["auth_failed_for"] = g.auth_failed_for
         if "counts" in g:
             extra.update(g.counts)
-        access.info("request", extra=extra)
+        access.write(extra)
         return response

@@ -15,11 +15,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
@@ -96,8 +97,19 @@ def row_time(unix_seconds: float | None, received: datetime) -> datetime:
     return ts
 
 
+# (the second of the last call, its text up to the seconds): most calls fall in the
+# second before them (one strftime per second, not per request); a tuple swap is atomic
+_last_second: tuple[datetime | None, str] = (None, "")
+
+
 def iso(ts: datetime) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    global _last_second  # noqa: PLW0603 - a cache
+    second = ts.replace(microsecond=0)
+    cached, text = _last_second
+    if cached != second:
+        text = ts.strftime("%Y-%m-%dT%H:%M:%S.")
+        _last_second = (second, text)
+    return f"{text}{ts.microsecond // 1000:03d}Z"
 
 
 def daily_index(prefix: str, kind: str, ts: datetime, granularity: str = "day") -> str:
@@ -140,6 +152,13 @@ class TooLarge(ValueError):
     """The request would expand beyond its budget; resending it unchanged cannot help."""
 
 
+@functools.lru_cache(maxsize=16)
+def _oldest(received: date, retention_days: int) -> datetime:
+    """The start of the oldest UTC day still within the retention period."""
+    day = received - timedelta(days=retention_days)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
 class DocumentBuilder:
     """Builds docs for one request; tracks occurrences of identical rows for the ids.
 
@@ -162,9 +181,7 @@ class DocumentBuilder:
         self.granularity = granularity
         self.tag = tag
         self.received = received or datetime.now(tz=UTC)
-        self.oldest = (self.received - timedelta(days=retention_days)).replace(
-            hour=0, minute=0, second=0, microsecond=0
-        )
+        self.oldest = _oldest(self.received.date(), retention_days)
         self.budget = budget or Budget()
         self.expired = 0
         self._docs = 0
