@@ -264,6 +264,12 @@ class Bench:
         self.agents: dict[str, list[tuple[str, str]]] = {}  # load key -> (host, auth header)
         self.runs = 0
 
+    def bulk_stats(self) -> tuple[int, int]:
+        """(documents indexed, shard-level bulk operations) on the node so far."""
+        stats = self.es.nodes.stats(metric="indices", index_metric="indexing,bulk")
+        node = next(iter(stats["nodes"].values()))["indices"]
+        return node["indexing"]["index_total"], node["bulk"]["total_operations"]
+
     def request(self, path: str, body: dict) -> dict:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         conn.request("POST", path, body=json.dumps(body),
@@ -335,6 +341,7 @@ class Bench:
                  "--duration", str(int(warmup + seconds))],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
+        before = self.bulk_stats()
         proc = subprocess.run(
             [sys.executable, str(Path(__file__).with_name("loadgen.py"))],
             input=pickle.dumps(plan),
@@ -347,6 +354,9 @@ class Bench:
         if proc.returncode != 0:
             raise SystemExit(f"load generator failed:\n{proc.stderr.decode()[-3000:]}")
         out = Outcome(**json.loads(proc.stdout))
+        after = self.bulk_stats()
+        # rows per shard-level bulk on the node, over the run (warm-up included)
+        out.rows_per_bulk = div(after[0] - before[0], after[1] - before[1])
         if out.errors:
             print(f"  {out.errors} failed requests, first: {out.first_error}", flush=True)
         return out
@@ -372,8 +382,9 @@ def report(results: dict[tuple[str, bool], list[Outcome]], loads: list[Load]) ->
     print("| load | gateway rows/s | direct `_bulk` rows/s | ratio "
           "| CPU ms per request, gateway / ES (via gateway) | ES CPU µs per row, via gateway "
           "/ direct | gateway CPU per row ÷ direct ES CPU per row | p99 ms, gateway / direct "
-          "| load generator cores, gateway / direct |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| load generator cores, gateway / direct "
+          "| rows per shard bulk in ES, gateway / direct |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for load in loads:
         gw, dr = results[(load.key, False)], results[(load.key, True)]
         gw_rate = [div(o.rows, o.seconds) for o in gw]
@@ -395,7 +406,9 @@ def report(results: dict[tuple[str, bool], list[Outcome]], loads: list[Load]) ->
             f"| {statistics.median(es_row_gw):.0f} / {statistics.median(es_row_dr):.0f} "
             f"| {spread(cpu_ratio, '.2f')} "
             f"| {statistics.median(p99_gw):.0f} / {statistics.median(p99_dr):.0f} "
-            f"| {statistics.median(lg):.2f} / {statistics.median(lg_dr):.2f} |"
+            f"| {statistics.median(lg):.2f} / {statistics.median(lg_dr):.2f} "
+            f"| {statistics.median(o.rows_per_bulk for o in gw):.0f} / "
+            f"{statistics.median(o.rows_per_bulk for o in dr):.0f} |"
         )
 
 

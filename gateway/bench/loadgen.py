@@ -59,6 +59,7 @@ class Outcome:
     cpu: dict[str, float] = field(default_factory=dict)  # label -> CPU seconds in window
     loadgen_cpu: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    rows_per_bulk: float = 0.0  # filled in by the benchmark from the node's statistics
 
 
 def proc_cpu(pids: list[int]) -> float:
