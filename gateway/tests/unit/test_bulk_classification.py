@@ -17,7 +17,7 @@ class RecordedBulk:
         self.responses = list(responses)
         self.calls = []
 
-    def bulk(self, operations, refresh, filter_path=None):
+    def bulk(self, operations, filter_path=None):
         # the writer sends NDJSON bytes; record them as the list of lines they encode
         self.calls.append([json.loads(line) for line in operations.splitlines()])
         return self.responses.pop(0)

@@ -41,9 +41,13 @@ def body(docs: list[Doc]) -> bytes:
     # the documents of a request share one or two indices: each action's start built once
     heads: dict[str, bytes] = {}
     parts = []
+    line = orjson.dumps
     for doc in docs:
         head = heads.get(doc.index)
         if head is None:
             head = heads[doc.index] = _action_head(doc.index)
-        parts.append(doc_lines(doc, head))
+        try:
+            parts.append(b"%b%b}}\n%b\n" % (head, line(doc.id), line(doc.source)))
+        except TypeError:
+            parts.append(doc_lines(doc, head))
     return b"".join(parts)

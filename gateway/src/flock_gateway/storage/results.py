@@ -64,7 +64,6 @@ class BulkWriter:
     def __init__(
         self,
         client: Elasticsearch,
-        refresh: bool | str = False,
         *,
         max_rows: int = 2000,
         max_bytes: int = 8 * 1024 * 1024,
@@ -72,7 +71,6 @@ class BulkWriter:
         concurrency: int = 1,
     ) -> None:
         self.client = client
-        self.refresh = refresh
         self.batcher = BulkBatcher(
             self._send,
             max_rows=max_rows,
@@ -83,7 +81,7 @@ class BulkWriter:
         )
 
     def _send(self, body: bytes) -> list[dict[str, Any]]:
-        resp = self.client.bulk(operations=body, refresh=self.refresh, filter_path=_FILTER)
+        resp = self.client.bulk(operations=body, filter_path=_FILTER)
         return [item["create"] for item in resp["items"]]
 
     def _bulk(self, docs: list[Doc]) -> list[dict[str, Any]]:
