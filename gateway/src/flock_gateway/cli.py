@@ -61,6 +61,14 @@ def cmd_setup_storage(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_config(cfg: Config, args: argparse.Namespace) -> int:
+    # Loading the configuration already ran every check the gateway runs at start-up
+    # (main() reports a ConfigError): a deployment tool validates a new file with this
+    # before putting it in place.
+    _out({"ok": True, "reason": "ok", "message": "configuration is valid"})
+    return 0
+
+
 def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
     client = make_client(cfg)
     names = IndexNames(cfg.index_prefix)
@@ -170,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("setup-storage", help="install/upgrade index templates and registry")
     p.set_defaults(func=cmd_setup_storage)
+
+    p = sub.add_parser(
+        "check-config",
+        help="validate the configuration as the gateway does at start-up (no network)",
+    )
+    p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("check", help="check Elasticsearch connectivity and credentials")
     p.add_argument(

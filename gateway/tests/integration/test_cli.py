@@ -108,3 +108,21 @@ def test_config_error_is_reported(monkeypatch, capsys, tmp_path):
     assert code == 1
     assert "unknown setting [elasticsearch] hostz" in err
     assert json.loads(out)["reason"] == "config_invalid"
+
+
+def test_check_config_runs_the_start_up_checks_offline(capsys, tmp_path):
+    # The role validates a new gateway.toml with this before putting it in place: the
+    # shard budget is one of the gateway's own start-up rules, not a copy in Jinja.
+    cfg = tmp_path / "gateway.toml"
+    base = "[elasticsearch]\nhosts = ['http://unreachable.invalid:9200']\n[storage]\n"
+    cfg.write_text(base + "retention_days = 400\nindex_granularity = 'month'\n")
+    code, out, _ = run(capsys, "--config", str(cfg), "check-config")
+    assert code == 0
+    assert json.loads(out)["ok"] is True
+
+    cfg.write_text(base + "retention_days = 400\nmax_shards_per_node = 200\n")
+    code, out, err = run(capsys, "--config", str(cfg), "check-config")
+    assert code == 1
+    assert json.loads(out)["reason"] == "config_invalid"
+    assert "needs up to" in err
+    assert "index_granularity = 'month' fits" in err

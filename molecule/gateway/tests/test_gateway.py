@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import time
+import tomllib
 import uuid
 
 import pytest
@@ -47,6 +48,13 @@ def es():
 @pytest.fixture(scope="module")
 def enroll_secret(gw):
     return gw.ansible.get_variables()["gateway_enrollment_secrets"][0]
+
+
+@pytest.fixture(scope="module")
+def prefix(gw):
+    """The index prefix as deployed: every index and template name follows it."""
+    config = tomllib.loads(gw.file("/etc/flock/gateway.toml").content_string)
+    return config["storage"]["index_prefix"]
 
 
 def _show(host, *props):
@@ -140,6 +148,7 @@ def test_processes_unprivileged(gw):
     ("path", "mode"),
     [
         ("/etc/flock/gateway.toml", 0o640),
+        ("/etc/flock/gateway/enroll-secrets", 0o640),
         ("/etc/flock/gateway/tls.key", 0o640),
         ("/etc/flock/gateway/gunicorn.conf.py", 0o640),
     ],
@@ -152,8 +161,11 @@ def test_private_files(gw, path, mode):
     assert f.mode == mode
 
 
-def test_secret_only_in_config_file(gw, enroll_secret):
-    assert enroll_secret in gw.file("/etc/flock/gateway.toml").content_string
+def test_secret_only_in_its_file(gw, enroll_secret):
+    assert gw.file("/etc/flock/gateway/enroll-secrets").content_string.split() == [enroll_secret]
+    config = gw.file("/etc/flock/gateway.toml").content_string
+    assert enroll_secret not in config
+    assert 'enroll_secrets_file = "/etc/flock/gateway/enroll-secrets"' in config
     pid = _show(gw, "MainPID")["MainPID"]
     for text in (
         gw.check_output("systemctl cat %s", UNIT),
@@ -266,7 +278,7 @@ def test_ping_with_token(es, agent):
     assert status == "401", body
 
 
-def test_submit_lands_in_elasticsearch(es, agent):
+def test_submit_lands_in_elasticsearch(es, agent, prefix):
     username, token = agent
     marker = uuid.uuid4().hex
     now = int(time.time())
@@ -299,7 +311,7 @@ def test_submit_lands_in_elasticsearch(es, agent):
     assert (rc, status) == (0, "200"), body
     assert json.loads(body)["processed_count"] == 3
 
-    es.check_output("curl -sSf -XPOST 'http://127.0.0.1:9200/flock-results-*/_refresh'")
+    es.check_output("curl -sSf -XPOST 'http://127.0.0.1:9200/%s-results-*/_refresh'", prefix)
     # what the laptop sent is under data.*; only the reviewed schedule's columns are
     # indexed, so the marker column is matched in _source
     query = json.dumps(
@@ -318,7 +330,8 @@ def test_submit_lands_in_elasticsearch(es, agent):
     found = json.loads(
         es.check_output(
             "curl -sSf -H 'Content-Type: application/json' "
-            "'http://127.0.0.1:9200/flock-results-*/_search' --data %s",
+            "'http://127.0.0.1:9200/%s-results-*/_search' --data %s",
+            prefix,
             query,
         )
     )
@@ -326,7 +339,7 @@ def test_submit_lands_in_elasticsearch(es, agent):
     assert len(hits) == 3
     day = time.strftime("%Y.%m.%d", time.gmtime(now))
     for hit in hits:
-        assert hit["_index"] == f"flock-results-{day}"
+        assert hit["_index"] == f"{prefix}-results-{day}"
         src = hit["_source"]
         assert src["data"]["hostIdentifier"] == username
         assert src["flock"]["username"] == username
@@ -334,10 +347,12 @@ def test_submit_lands_in_elasticsearch(es, agent):
     assert sorted(h["_source"]["data"]["counter"] for h in hits) == [0, 1, 2]
 
 
-def test_storage_was_set_up_by_the_role(es):
-    out = json.loads(es.check_output("curl -sSf 'http://127.0.0.1:9200/_index_template/flock-*'"))
+def test_storage_was_set_up_by_the_role(es, prefix):
+    out = json.loads(
+        es.check_output("curl -sSf 'http://127.0.0.1:9200/_index_template/%s-*'", prefix)
+    )
     names = {t["name"] for t in out["index_templates"]}
-    assert "flock-results" in names
+    assert f"{prefix}-results" in names
 
 
 # --- Elasticsearch down, then the upgrade ------------------------------------------------
@@ -347,6 +362,17 @@ def test_role_failed_clearly_when_elasticsearch_was_down(gw):
     msg = gw.file("/root/molecule-es-down.txt").content_string.strip()
     assert msg.startswith("flock-gateway check failed on gateway-gw1:"), msg
     assert "cannot reach Elasticsearch at http://gateway-es1:9200" in msg
+
+
+def test_role_refused_a_retention_beyond_the_shard_budget(gw):
+    text = gw.file("/root/molecule-shard-budget.txt").content_string
+    result, before, after = (part.strip() for part in text.split("\n---\n"))
+    # The gateway's own start-up rule, run on the new file by the new release.
+    assert "retention_days = 400 with one index per day needs up to 1207 shards" in result
+    assert "index_granularity = 'month' fits" in result
+    # Nothing was replaced or restarted.
+    assert before == after
+    assert "retention_days = 90" in gw.file("/etc/flock/gateway.toml").content_string
 
 
 def _before(gw):
