@@ -3,6 +3,10 @@
 ``setup-storage`` installs them idempotently: each installed template carries the SHA-256
 of its body in ``_meta.flock_sha256``; a template whose hash matches is left alone, so a
 re-run reports "unchanged" and Ansible can tell when something changed.
+
+The fields the gateway itself writes into every daily index (``@timestamp`` and the
+``flock`` object) are mapped once, in ``index_templates/mappings/gateway-fields.json``,
+and put into each daily kind's template as it is loaded.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from typing import Any
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
 from .errors import translate_errors
-from .names import IndexNames
+from .names import DAILY_KINDS, IndexNames
+
+_DAILY_TEMPLATES = {f"flock-{kind}" for kind in DAILY_KINDS}
 
 
 @dataclass(frozen=True)
@@ -37,13 +43,20 @@ def load_templates(names: IndexNames | None = None) -> list[Template]:
     names = names or IndexNames()
     out = []
     folder = resources.files("flock_gateway").joinpath("index_templates")
+    gateway_fields = folder.joinpath("mappings", "gateway-fields.json").read_text(encoding="utf-8")
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".json"):
             continue
         body = json.loads(entry.read_text(encoding="utf-8"))
-        body = copy.deepcopy(body)
+        name = entry.name[: -len(".json")]
+        if name in _DAILY_TEMPLATES:
+            props = body["template"]["mappings"]["properties"]
+            shared = json.loads(gateway_fields)
+            if set(shared) & set(props):
+                raise ValueError(f"{entry.name} maps {sorted(set(shared) & set(props))} itself")
+            body["template"]["mappings"]["properties"] = {**shared, **props}
         body["index_patterns"] = [names.prefixed(p) for p in body["index_patterns"]]
-        out.append(Template(name=names.prefixed(entry.name[: -len(".json")]), body=body))
+        out.append(Template(name=names.prefixed(name), body=body))
     return out
 
 
