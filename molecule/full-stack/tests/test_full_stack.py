@@ -238,11 +238,13 @@ def test_gateway_credentials_cannot_read_results(prefix):
             "jars): the gateway has no Elasticsearch user here; this check runs only "
             "against Elastic's packages"
         )
+    # The password is in its own file, which gateway.toml names.
+    password = gw.file(settings["password_file"]).content_string.strip()
     # A throw-away test deployment's password, so the command line is acceptable here.
     result = gw.run(
         "curl -sS -o /dev/null -w '%%{http_code}' --cacert %s -u %s %s",
         settings.get("ca_file", CA),
-        "{}:{}".format(settings["username"], settings["password"]),
+        "{}:{}".format(settings["username"], password),
         settings["hosts"][0].rstrip("/") + f"/{prefix}-results-*/_search",
     )
     assert result.stdout.strip() == "403", result.stdout
