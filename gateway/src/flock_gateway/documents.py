@@ -32,11 +32,18 @@ from . import fields
 MAX_FUTURE = timedelta(days=2)
 
 
+# a row time's index, @timestamp, and its documents' source line up to the client's data
+Stamp = tuple[str, str, bytes]
+
+
 class Doc(NamedTuple):
     # a tuple: built once per row, and a frozen dataclass costs several times more to make
     index: str
     id: str
     source: dict[str, Any]
+    # ``source`` as the JSON line of the bulk body, when the builder already has it (the
+    # client's row in its canonical form, which is also what its id is made of)
+    line: bytes | None = None
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -197,14 +204,14 @@ class DocumentBuilder:
             fields.SOURCE: tag.source,
             fields.RECEIVED_AT: iso(self.received),
         }
-        # rows of one request mostly share their time: (index, @timestamp), or None when
-        # expired, per kind and the row's raw time value
-        self._stamps: dict[tuple[str, Any], tuple[str, str] | None] = {}
+        # rows of one request mostly share their time: (index, @timestamp, the source
+        # line up to the client's data), or None when expired, per kind and raw time value
+        self._stamps: dict[tuple[str, Any], Stamp | None] = {}
 
     def _flock(self) -> dict[str, Any]:
         return self._gateway
 
-    def _stamp(self, kind: str, raw: Any, seconds: float | None) -> tuple[str, str] | None:
+    def _stamp(self, kind: str, raw: Any, seconds: float | None) -> Stamp | None:
         """Index and @timestamp of a row whose time field is ``raw`` (``seconds`` since
         the epoch, or None); None when the row is older than the retention period."""
         key = (kind, raw)
@@ -218,7 +225,13 @@ class DocumentBuilder:
         ts = row_time(seconds, self.received)
         stamp = None
         if ts >= self.oldest:
-            stamp = (daily_index(self.prefix, kind, ts, self.granularity), iso(ts))
+            timestamp = iso(ts)
+            head = orjson.dumps({fields.TIMESTAMP: timestamp, fields.GATEWAY: self._gateway})
+            stamp = (
+                daily_index(self.prefix, kind, ts, self.granularity),
+                timestamp,
+                b'%b,"%b":' % (head[:-1], CLIENT_KEY.encode()),
+            )
         self._stamps[key] = stamp
         return stamp
 
@@ -240,9 +253,11 @@ class DocumentBuilder:
         self,
         kind: str,
         row: dict[str, Any],
-        stamp: tuple[str, str] | None,
+        stamp: Stamp | None,
         canon: bytes,
+        data: bytes | None = None,
     ) -> Doc | None:
+        """``data``: the row's JSON text, when known (then the source line is spliced)."""
         if stamp is None:
             self.expired += 1
             return None
@@ -252,16 +267,19 @@ class DocumentBuilder:
             self._hashers[kind] = _id_hasher(self.tag.username, kind)
         occurrence = seen.get(canon, 0)
         seen[canon] = occurrence + 1
-        index, timestamp = stamp
+        index, timestamp, head = stamp
         source = {fields.TIMESTAMP: timestamp, fields.GATEWAY: self._gateway, CLIENT_KEY: row}
-        return Doc(index=index, id=_id(self._hashers[kind], canon, occurrence), source=source)
+        line = None if data is None else b"%b%b}" % (head, data)
+        return Doc(index, _id(self._hashers[kind], canon, occurrence), source, line)
 
-    def _plain(self, kind: str, item: dict[str, Any], stamp: tuple[str, str] | None) -> Doc | None:
+    def _plain(self, kind: str, item: dict[str, Any], stamp: Stamp | None) -> Doc | None:
         canon = canonical_bytes(item)
         self._spend(1, len(canon))
-        return self._make(kind, item, stamp, canon)
+        # the canonical text is the row itself, keys sorted: stored as is, it spares a
+        # second encoding of every row
+        return self._make(kind, item, stamp, canon, canon)
 
-    def _unix_stamp(self, kind: str, item: dict[str, Any]) -> tuple[str, str] | None:
+    def _unix_stamp(self, kind: str, item: dict[str, Any]) -> Stamp | None:
         raw = item.get("unixTime")
         key = (kind, raw)
         stamps = self._stamps

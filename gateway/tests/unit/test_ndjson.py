@@ -64,3 +64,21 @@ def test_two_lines_per_document():
         {"create": {"_index": "i2", "_id": "b"}},
         {"y": 2},
     ]
+
+
+def test_builder_documents_carry_their_source_line():
+    """The builder hands plain rows' source lines over ready (the canonical row spliced
+    in): what the body holds must still be each document's source, whatever the row."""
+    from datetime import UTC, datetime
+
+    from flock_gateway.documents import DocumentBuilder, Tag
+
+    rows = [{"name": "q", "hostIdentifier": "h", "unixTime": 1795766400, "columns": s}
+            for s in SOURCES]  # fmt: skip
+    builder = DocumentBuilder("flock", Tag("h", "Ann \"A\" é", "flock-agent"), 90,
+                              received=datetime(2026, 11, 27, tzinfo=UTC))  # fmt: skip
+    docs = builder.results(rows) + builder.agent_logs([{"type": "t", "timestamp": 1, "v": 2**65}])
+    assert all(d.line is not None for d in docs)
+    lines = ndjson.body(docs).split(b"\n")[:-1]  # (not splitlines: U+2028 is no line end)
+    assert [json.loads(x) for x in lines[1::2]] == [d.source for d in docs]
+    assert [json.loads(x)["create"]["_id"] for x in lines[0::2]] == [d.id for d in docs]

@@ -47,7 +47,8 @@ def body(docs: list[Doc]) -> bytes:
         if head is None:
             head = heads[doc.index] = _action_head(doc.index)
         try:
-            parts.append(b"%b%b}}\n%b\n" % (head, line(doc.id), line(doc.source)))
+            source = doc.line if doc.line is not None else line(doc.source)
+            parts.append(b"%b%b}}\n%b\n" % (head, line(doc.id), source))
         except TypeError:
             parts.append(doc_lines(doc, head))
     return b"".join(parts)
