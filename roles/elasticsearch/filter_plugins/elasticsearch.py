@@ -105,10 +105,65 @@ def role_differs(current: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -
     return False
 
 
+def _version_key(version: str) -> tuple[tuple[int, ...], int, str]:
+    """8.19.21 -> ((8, 19, 21), 1, ""); a pre-release (9.0.0-rc1) sorts before its release."""
+    text = str(version).strip()
+    release, _, pre = text.partition("-")
+    try:
+        numbers = tuple(int(p) for p in release.split("."))
+    except ValueError:
+        raise ValueError(f"not an Elasticsearch version: {version!r}") from None
+    while len(numbers) > 1 and numbers[-1] == 0:
+        numbers = numbers[:-1]
+    return numbers, 0 if pre else 1, pre
+
+
+def version_compare(left: str, right: str) -> int:
+    """-1, 0 or 1 as Elasticsearch version ``left`` is older than, the same as or newer than
+    ``right`` (numeric per part: 8.9.0 < 8.19.0; 8.19 == 8.19.0)."""
+    a, b = _version_key(left), _version_key(right)
+    return (a > b) - (a < b)
+
+
+def installed_version(
+    method: str, home: str, link: Mapping[str, Any] | None, dpkg: str | None
+) -> str:
+    """The version installed on disk, "" if none. archive: the target of the unversioned
+    install path, a link to <home>-<version> (``link``: stat of <home>, not followed).
+    apt: dpkg-query's "${Status}|${Version}" (``dpkg``), counted when the package's state
+    (the status's last word) is "installed", whatever its selection: the role holds it."""
+    if method == "archive":
+        link = link or {}
+        prefix = home.rstrip("/").rsplit("/", 1)[-1] + "-"
+        target = str(link.get("lnk_source") or "").rstrip("/").rsplit("/", 1)[-1]
+        if link.get("islnk") and target.startswith(prefix) and len(target) > len(prefix):
+            return target[len(prefix) :]
+        return ""
+    status, _, version = (dpkg or "").partition("|")
+    words = status.split()
+    return version.strip() if words and words[-1] == "installed" else ""
+
+
+def restart_order(hosts: Iterable[str], hostvars: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The rolling restart's order: nodes found stopped (``__elasticsearch_initially_up``
+    false: an interrupted upgrade) first, then the others, each in inventory order. Every
+    other node's turn waits until the cluster has all its nodes, and on two master-eligible
+    nodes the stopped one may hold the only vote."""
+    hosts = list(hosts)
+
+    def up(host: str) -> bool:
+        return _as_bool(hostvars.get(host, {}).get("__elasticsearch_initially_up", True))
+
+    return [h for h in hosts if not up(h)] + [h for h in hosts if up(h)]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "elasticsearch_cluster_nodes": cluster_nodes,
             "elasticsearch_should_bootstrap": should_bootstrap,
             "elasticsearch_role_differs": role_differs,
+            "elasticsearch_version_compare": version_compare,
+            "elasticsearch_installed_version": installed_version,
+            "elasticsearch_restart_order": restart_order,
         }

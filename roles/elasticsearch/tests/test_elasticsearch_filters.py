@@ -163,4 +163,84 @@ def test_filters_are_registered_under_the_role_prefix():
         "elasticsearch_cluster_nodes",
         "elasticsearch_should_bootstrap",
         "elasticsearch_role_differs",
+        "elasticsearch_version_compare",
+        "elasticsearch_installed_version",
+        "elasticsearch_restart_order",
     }
+
+
+# --- version_compare ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "want"),
+    [
+        ("8.19.20", "8.19.21", -1),
+        ("8.19.21", "8.19.20", 1),
+        ("8.19.21", "8.19.21", 0),
+        # Numeric per part, not as text.
+        ("8.9.0", "8.19.0", -1),
+        ("9.0.0", "8.19.21", 1),
+        ("8.19", "8.19.0", 0),
+        # A pre-release comes before its release.
+        ("9.0.0-rc1", "9.0.0", -1),
+        ("9.0.0-beta1", "9.0.0-rc1", -1),
+    ],
+)
+def test_version_compare(left, right, want):
+    assert es.version_compare(left, right) == want
+
+
+def test_version_compare_refuses_what_is_not_a_version():
+    with pytest.raises(ValueError, match="not an Elasticsearch version"):
+        es.version_compare("latest", "8.19.21")
+
+
+# --- installed_version -------------------------------------------------------------------
+
+HOME = "/usr/share/elasticsearch"
+
+
+@pytest.mark.parametrize(
+    ("link", "want"),
+    [
+        ({"islnk": True, "lnk_source": f"{HOME}-8.19.20"}, "8.19.20"),
+        ({"islnk": True, "lnk_source": f"{HOME}-8.19.21/"}, "8.19.21"),
+        # A plain directory (installed by hand, or by an older role) says no version.
+        ({"islnk": False, "isdir": True}, ""),
+        ({"islnk": True, "lnk_source": "/opt/es"}, ""),
+        ({"exists": False}, ""),
+        (None, ""),
+    ],
+)
+def test_installed_version_archive(link, want):
+    assert es.installed_version("archive", HOME, link, None) == want
+
+
+@pytest.mark.parametrize(
+    ("dpkg", "want"),
+    [
+        ("install ok installed|8.19.21", "8.19.21"),
+        # The role holds the package: held and installed is installed.
+        ("hold ok installed|8.19.20", "8.19.20"),
+        ("install ok half-configured|8.19.21", ""),
+        ("deinstall ok config-files|8.19.20", ""),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_installed_version_apt(dpkg, want):
+    assert es.installed_version("apt", HOME, None, dpkg) == want
+
+
+# --- restart_order -----------------------------------------------------------------------
+
+
+def test_restart_order_stopped_nodes_first_else_inventory_order():
+    hv = {
+        "a": {"__elasticsearch_initially_up": True},
+        "b": {"__elasticsearch_initially_up": "False"},
+        "c": {},
+        "d": {"__elasticsearch_initially_up": False},
+    }
+    assert es.restart_order(["a", "b", "c", "d"], hv) == ["b", "d", "a", "c"]
