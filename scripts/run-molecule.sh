@@ -22,6 +22,7 @@
 #   FLOCK_BASE_IMAGE_UBUNTU  same for the Ubuntu 24.04 image (built only when a
 #                     scenario's molecule.yml mentions FLOCK_BASE_IMAGE_UBUNTU)
 #   FLOCK_ES_ARTIFACT use this ES tarball instead of running the es-node build
+#   FLOCK_ES_ARTIFACT_SECURITY  the same with x-pack security (build.sh --with-security)
 #   FLOCK_ES_ARTIFACT_PREVIOUS  same for the previous release (the upgrade's starting point)
 #   FLOCK_ES_VERSION_PREVIOUS   that release (default 8.19.20, the newest Maven Central
 #                     serves besides 8.19.21)
@@ -74,6 +75,9 @@ need_artifact() {  # need_artifact VAR BUILD_SCRIPT [ENV=VALUE...]
 }
 scenarios=("$@")
 need_artifact FLOCK_ES_ARTIFACT "$ROOT/test-infra/elasticsearch-node/build.sh"
+# The same node with Elastic's x-pack security (the role configures TLS, passwords, users
+# and roles on it).
+need_artifact FLOCK_ES_ARTIFACT_SECURITY "$ROOT/test-infra/elasticsearch-node/build.sh" ES_FLAVOUR=security
 export FLOCK_ES_VERSION_PREVIOUS=${FLOCK_ES_VERSION_PREVIOUS:-8.19.20}
 need_artifact FLOCK_ES_ARTIFACT_PREVIOUS "$ROOT/test-infra/elasticsearch-node/build.sh" \
     ES_VERSION="$FLOCK_ES_VERSION_PREVIOUS"

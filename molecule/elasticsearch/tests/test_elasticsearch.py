@@ -1,17 +1,44 @@
-"""One Elasticsearch node installed by roles/elasticsearch (archive install, offline node)."""
+"""One Elasticsearch node installed by roles/elasticsearch (archive install, offline node
+with x-pack security: TLS from the pki role, passwords on the controller)."""
 
 import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
-URL = "http://elasticsearch-node1:9200"
+URL = "https://elasticsearch-node1:9200"
+CA = "/etc/flock/pki/ca.crt"
+CREDENTIALS = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "credentials"
+PKI = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "pki"
+
+
+def password(user):
+    return (CREDENTIALS / f"{user}.password").read_text().strip()
+
+
+def es_call(host, method, path, user="elastic", body=None):
+    """(status, parsed JSON) of a request to the node from inside its container, over
+    HTTPS (verified against the pki CA) as `user`. The password goes through curl's
+    config on stdin, never on a command line."""
+    cfg = f'user = "{user}:{password(user)}"\n'
+    cmd = f"curl -sS --max-time 20 --cacert {CA} -K - -X {method} -w '\\n%{{http_code}}' "
+    if body is not None:
+        cmd += f"-H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))} "
+    cmd += shlex.quote(URL + path)
+    out = host.check_output(f"printf %s {shlex.quote(cfg)} | {cmd}")
+    text, _, status = out.rpartition("\n")
+    return int(status), (json.loads(text) if text.strip() else {})
 
 
 def es_get(host, path):
-    """GET path on the node from inside its container; parsed JSON."""
-    out = host.check_output("curl -sS --fail-with-body --max-time 10 %s%s", URL, path)
-    return json.loads(out)
+    """GET path as the elastic user; parsed JSON (fails on a non-2xx status)."""
+    status, body = es_call(host, "GET", path)
+    assert 200 <= status < 300, (path, status, body)
+    return body
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +123,12 @@ def test_config_rendered_from_variables(host):
     # Bound beyond loopback (the container's address), so other hosts can reach it.
     assert "_local_" in settings["network.host"]
     assert len(settings["network.host"]) == 2
-    # The offline node has no x-pack: no security settings at all.
-    assert not [k for k in settings if k.startswith("xpack.")]
+    # x-pack security on: TLS on both layers with the pki role's files, no auto-configuration.
+    assert settings["xpack.security.enabled"] is True
+    assert settings["xpack.security.http.ssl.enabled"] is True
+    assert settings["xpack.security.transport.ssl.enabled"] is True
+    assert settings["xpack.security.autoconfiguration.enabled"] is False
+    assert settings["xpack.security.transport.ssl.client_authentication"] == "required"
 
 
 def test_heap_from_variable(host):
@@ -121,3 +152,179 @@ def test_config_change_restarted_the_node(host):
     # And it is still the node that runs now.
     now = next(iter(es_get(host, "/_nodes/_local")["nodes"].values()))
     assert now["attributes"]["flock_marker"] == "side-effect"
+
+
+def test_http_is_tls_only_and_needs_a_password(host):
+    # Allowed: HTTPS, verified against the pki CA, with the elastic password.
+    status, body = es_call(host, "GET", "/_security/_authenticate")
+    assert status == 200 and body["username"] == "elastic"
+    # Forbidden: plain HTTP on the same port, no credentials, a wrong password.
+    plain = host.run(
+        "curl -sS --max-time 10 -o /dev/null -w '%%{http_code}' http://elasticsearch-node1:9200/"
+    )
+    assert plain.stdout.strip() in ("000", "")
+    anon = host.check_output(
+        "curl -sS --max-time 10 --cacert %s -o /dev/null -w '%%{http_code}' %s/", CA, URL
+    )
+    assert anon == "401"
+    wrong = host.check_output(
+        "curl -sS --max-time 10 --cacert %s -u elastic:wrong -o /dev/null -w '%%{http_code}' %s/",
+        CA,
+        URL,
+    )
+    assert wrong == "401"
+
+
+def test_elastic_works_without_bootstrap_password(host):
+    """The role stored elastic's password in the cluster and removed bootstrap.password from
+    the keystore; the side effect restarted the node since, so the password that works now
+    can only come from the cluster."""
+    entries = host.check_output(
+        "ES_PATH_CONF=/etc/elasticsearch /usr/share/elasticsearch/bin/elasticsearch-keystore list"
+    ).split()
+    assert "keystore.seed" in entries
+    assert "bootstrap.password" not in entries
+    ks = host.file("/etc/elasticsearch/elasticsearch.keystore")
+    assert (ks.user, ks.group, ks.mode) == ("root", "elasticsearch", 0o660)
+    after = json.loads(host.file("/root/molecule-node-after.json").content_string)
+    now = next(iter(es_get(host, "/_nodes/_local/process")["nodes"].values()))
+    assert now["process"]["id"] == after["pid"]
+    status, _ = es_call(host, "GET", "/_security/_authenticate")
+    assert status == 200
+
+
+def test_builtin_and_flock_users_authenticate(host):
+    for user in ("kibana_system", "flock_gateway", "flock_retention", "flock_viewer"):
+        status, body = es_call(host, "GET", "/_security/_authenticate", user=user)
+        assert status == 200, (user, body)
+        assert body["username"] == user
+
+
+def test_gateway_user_writes_but_cannot_read(host):
+    status, body = es_call(
+        host, "POST", "/flock-results-2020.01.01/_doc?refresh=true", "flock_gateway", {"a": 1}
+    )
+    assert status == 201, body
+    for path in (
+        "/flock-results-*/_search",
+        "/flock-results-*/_count",
+        f"/flock-results-2020.01.01/_doc/{body['_id']}",
+    ):
+        status, _ = es_call(host, "GET", path, "flock_gateway")
+        assert status == 403, path
+    # The agent registry: read and written by the gateway (token hashes live there).
+    status, body = es_call(
+        host, "PUT", "/flock-agents/_doc/a1?refresh=true", "flock_gateway", {"n": 1}
+    )
+    assert status in (200, 201), body
+    status, _ = es_call(host, "GET", "/flock-agents/_doc/a1", "flock_gateway")
+    assert status == 200
+    # Nothing outside Flock's indices.
+    status, _ = es_call(host, "PUT", "/other/_doc/1", "flock_gateway", {"n": 1})
+    assert status == 403
+
+
+def test_viewer_reads_results_not_the_agent_registry(host):
+    es_call(host, "PUT", "/flock-agents/_doc/a2?refresh=true", "elastic", {"n": 2})
+    status, body = es_call(host, "GET", "/flock-results-*/_search", "flock_viewer")
+    assert status == 200, body
+    status, _ = es_call(host, "GET", "/flock-agents/_search", "flock_viewer")
+    assert status == 403
+    status, _ = es_call(host, "POST", "/flock-results-2020.01.01/_doc", "flock_viewer", {"a": 1})
+    assert status == 403
+
+
+def test_retention_user_deletes_daily_indices_only(host):
+    es_call(host, "PUT", "/flock-results-2000.01.01", "elastic")
+    es_call(host, "PUT", "/flock-agents/_doc/a3?refresh=true", "elastic", {"n": 3})
+    status, body = es_call(
+        host, "GET", "/flock-results-*?filter_path=*.settings.index.uuid", "flock_retention"
+    )
+    assert status == 200 and "flock-results-2000.01.01" in body
+    # What `flock-gateway prune` lists the daily indices with.
+    status, body = es_call(
+        host,
+        "GET",
+        "/_cat/indices/flock-results-*,flock-agent-logs-*,flock-status-*"
+        "?format=json&h=index&expand_wildcards=all",
+        "flock_retention",
+    )
+    assert status == 200, body
+    assert {"index": "flock-results-2000.01.01"} in body
+    status, _ = es_call(host, "DELETE", "/flock-results-2000.01.01", "flock_retention")
+    assert status == 200
+    status, _ = es_call(host, "DELETE", "/flock-agents", "flock_retention")
+    assert status == 403
+    status, _ = es_call(host, "GET", "/flock-results-*/_search", "flock_retention")
+    assert status == 403
+
+
+def _handshake(host, cert, key):
+    """TLS 1.2 handshake with the transport port, presenting cert/key (files in the
+    container); 'ok' or the error. TLS 1.2 so a refused client certificate fails the
+    handshake itself (under 1.3 the refusal would only arrive with the first read)."""
+    script = (
+        "import socket, ssl\n"
+        "c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n"
+        "c.maximum_version = ssl.TLSVersion.TLSv1_2\n"
+        "c.check_hostname = False\n"
+        f"c.load_verify_locations('{CA}')\n"
+        f"c.load_cert_chain('{cert}', '{key}')\n"
+        "s = c.wrap_socket(socket.create_connection(('127.0.0.1', 9300), timeout=20))\n"
+        "print('ok')\n"
+    )
+    r = host.run("python3 -c %s", script)
+    return r.stdout.strip() if r.rc == 0 else (r.stderr.strip().splitlines() or ["failed"])[-1]
+
+
+def test_transport_accepts_nodes_only(host, tmp_path):
+    """A certificate from the same CA issued to another host (a gateway, Kibana) must not
+    open a transport connection: trust restrictions admit only the cluster's node names."""
+    # Allowed: the node's own certificate.
+    assert (
+        _handshake(
+            host, "/etc/flock/pki/elasticsearch-node1.crt", "/etc/flock/pki/elasticsearch-node1.key"
+        )
+        == "ok"
+    )
+    # Forbidden: a valid certificate of the same CA for a gateway's name.
+    key, csr, crt = tmp_path / "gw.key", tmp_path / "gw.csr", tmp_path / "gw.crt"
+    subprocess.run(
+        ["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key], check=True
+    )
+    subprocess.run(
+        ["openssl", "req", "-new", "-key", key, "-subj", "/CN=flock-gateway1", "-out", csr],
+        check=True,
+    )
+    ext = tmp_path / "ext"
+    ext.write_text(
+        "subjectAltName=DNS:flock-gateway1,DNS:localhost,IP:127.0.0.1\n"
+        "extendedKeyUsage=serverAuth,clientAuth\n"
+    )
+    subprocess.run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            PKI / "ca.crt",
+            "-CAkey",
+            PKI / "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            ext,
+            "-out",
+            crt,
+        ],
+        check=True,
+    )
+    for src, dest in ((crt, "/root/gw.crt"), (key, "/root/gw.key")):
+        host.check_output("umask 077 && printf '%%s' %s > %s", src.read_text(), dest)
+    assert host.check_output("openssl verify -CAfile %s /root/gw.crt", CA).endswith("OK")
+    result = _handshake(host, "/root/gw.crt", "/root/gw.key")
+    assert result != "ok"
+    assert "SSL" in result or "alert" in result.lower(), result
