@@ -55,8 +55,12 @@ def expired_indices(
 @translate_errors
 def list_daily_indices(client: Elasticsearch, names: IndexNames) -> list[str]:
     pattern = ",".join(names.daily_pattern(kind) for kind in DAILY_KINDS)
-    rows = client.cat.indices(index=pattern, format="json", h="index", expand_wildcards="all")
-    return sorted(row["index"] for row in rows)  # type: ignore[index, union-attr]
+    # GET <pattern>/_settings needs only the index privilege view_index_metadata; _cat/indices
+    # would also need the cluster privilege monitor, which the retention user does not have.
+    found = client.indices.get_settings(
+        index=pattern, name="index.uuid", expand_wildcards="all", allow_no_indices=True
+    )
+    return sorted(found.body)
 
 
 @translate_errors
