@@ -8,9 +8,9 @@ indices, the Elasticsearch privileges and the dashboards' data view must all fol
 The "laptop" is curl in the Kibana container: it reaches the gateway across the
 scenario's network by name and verifies the certificate against the CA the pki role
 installed, as a laptop that pins the CA would. Elasticsearch is the real node built from
-Maven Central jars; it has no x-pack security, so the check that the gateway's own
-Elasticsearch credentials cannot read results back is skipped (visibly) here and runs only
-against Elastic's packages.
+Maven Central jars with Elastic's x-pack security: every Elasticsearch call here is HTTPS
+with a user the elasticsearch role created, whose password the controller keeps; each
+user does what it may and is refused what it may not.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import shlex
 import time
 import tomllib
 import uuid
+from pathlib import Path
 
 import pytest
 import testinfra
@@ -31,6 +32,14 @@ GATEWAY_URL = f"https://{GATEWAY}:8443"
 KIBANA_URL = "https://full-stack-kb1:5601"
 CA = "/etc/flock/pki/ca.crt"
 DEFAULT_PREFIX = "flock"
+ES_URL = "https://full-stack-es1:9200"
+# The flock role's flock_elasticsearch_credentials_dir for cluster "flock".
+CREDENTIALS = Path(INVENTORY).parent / ".credentials/elasticsearch/flock"
+# As the README tells the operator to run the admin commands.
+GATEWAY_CLI = (
+    "sudo -u flock-gateway FLOCK_CONFIG=/etc/flock/gateway.toml "
+    "/opt/flock-gateway/current/venv/bin/flock-gateway"
+)
 
 
 def _host(name: str):
@@ -68,20 +77,31 @@ def _curl(host, *args: str) -> tuple[int, dict]:
     return int(status), (json.loads(body) if body.strip() else {})
 
 
+def _password(user: str) -> str:
+    return (CREDENTIALS / f"{user}.password").read_text().strip()
+
+
+def _es(host, method: str, path: str, user: str = "elastic", password=None, body=None):
+    """(status, JSON) of an HTTPS request to Elasticsearch from `host` as `user`. The
+    password reaches curl through its config on stdin, never a command line."""
+    cfg = f'user = "{user}:{password if password is not None else _password(user)}"\n'
+    cmd = f"curl -sS --max-time 30 --cacert {CA} -K - -X {method} -w '\\n%{{http_code}}' "
+    if body is not None:
+        cmd += f"-H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))} "
+    out = host.check_output(f"printf %s {shlex.quote(cfg)} | {cmd}{shlex.quote(ES_URL + path)}")
+    text, _, status = out.rpartition("\n")
+    return int(status), (json.loads(text) if text.strip() else {})
+
+
 def _es_get(es, path: str) -> tuple[int, dict]:
-    """GET on the node's own HTTP API, from inside its container."""
-    out = es.check_output("curl -sS -w '\\n%%{http_code}' %s", f"http://127.0.0.1:9200{path}")
-    body, _, status = out.rpartition("\n")
-    return int(status), (json.loads(body) if body.strip() else {})
+    """GET on the node's HTTP API as the elastic user, from inside its container."""
+    return _es(es, "GET", path)
 
 
 def _es_search(es, index: str, query: dict) -> dict:
-    out = es.check_output(
-        "curl -sS -H 'Content-Type: application/json' -d %s %s",
-        json.dumps(query),
-        f"http://127.0.0.1:9200/{index}/_search",
-    )
-    return json.loads(out)
+    status, body = _es(es, "POST", f"/{index}/_search", body=query)
+    assert status == 200, body
+    return body
 
 
 @pytest.fixture(scope="module")
@@ -182,17 +202,11 @@ DAILY = ["{p}-results-*", "{p}-agent-logs-*", "{p}-status-*"]
     [
         ("flock_gateway_writer", [*DAILY, "{p}-agents"]),
         ("flock_retention", DAILY),
-        ("flock_viewer", ["{p}-*"]),
+        ("flock_viewer", DAILY),
     ],
 )
 def test_privileges_grant_on_the_prefix(es, prefix, role, wanted):
     status, body = _es_get(es, f"/_security/role/{role}")
-    text = json.dumps(body)
-    if status in (400, 405) and ("no handler found" in text or "Incorrect HTTP method" in text):
-        pytest.skip(
-            "x-pack security is not available on the test node (built from Maven Central "
-            "jars): there are no roles to read here; this check runs on a node with security"
-        )
     assert status == 200, body
     names = sorted(n for entry in body[role]["indices"] for n in entry["names"])
     assert names == sorted(w.format(p=prefix) for w in wanted)
@@ -228,23 +242,197 @@ def test_dashboards_data_view_searches_the_prefix(laptop, prefix):
     assert titles == [f"{prefix}-results-*"]
 
 
-def test_gateway_credentials_cannot_read_results(prefix):
-    """The gateway's own Elasticsearch user can write results but never read them back."""
+@pytest.fixture(scope="module")
+def gateway_es_user() -> tuple[str, str]:
+    """The Elasticsearch user and password the gateway runs with (its own config)."""
     gw = _host(GATEWAY)
     settings = tomllib.loads(gw.file("/etc/flock/gateway.toml").content_string)["elasticsearch"]
-    if not settings.get("username"):
-        pytest.skip(
-            "x-pack security is not available on the test node (built from Maven Central "
-            "jars): the gateway has no Elasticsearch user here; this check runs only "
-            "against Elastic's packages"
-        )
+    assert settings["hosts"] == [ES_URL]
     # The password is in its own file, which gateway.toml names.
     password = gw.file(settings["password_file"]).content_string.strip()
-    # A throw-away test deployment's password, so the command line is acceptable here.
-    result = gw.run(
-        "curl -sS -o /dev/null -w '%%{http_code}' --cacert %s -u %s %s",
-        settings.get("ca_file", CA),
-        "{}:{}".format(settings["username"], password),
-        settings["hosts"][0].rstrip("/") + f"/{prefix}-results-*/_search",
+    return settings["username"], password
+
+
+def test_gateway_credentials_write_and_run_but_cannot_read(
+    laptop, es, registered, gateway_es_user, prefix
+):
+    """Allowed: the gateway stored rows and passes its check and /readyz with these
+    credentials (the idempotence run passed through the role's check too). Forbidden:
+    reading any result back."""
+    user, password = gateway_es_user
+    assert user == "flock_gateway"
+    gw = _host(GATEWAY)
+    check = gw.run(f"{GATEWAY_CLI} check")
+    assert check.rc == 0, check.stdout + check.stderr
+    assert json.loads(check.stdout)["reason"] == "ready"
+    status, body = _curl(laptop, f"{GATEWAY_URL}/readyz")
+    assert status == 200, body
+    found = _es_search(es, f"{prefix}-results-*", {"size": 1})
+    assert found["hits"]["hits"], "no stored row to try to read"
+    hit = found["hits"]["hits"][0]
+    for path in (
+        f"/{hit['_index']}/_search",
+        f"/{hit['_index']}/_count",
+        f"/{hit['_index']}/_doc/{hit['_id']}",
+    ):
+        status, _ = _es(gw, "GET", path, user, password)
+        assert status == 403, (path, status)
+    # A wildcard expands only to indices the user may read: none, so no row is seen.
+    status, body = _es(gw, "GET", f"/{prefix}-results-*/_search", user, password)
+    assert status == 200 and body["hits"]["total"]["value"] == 0, body
+
+
+def _listening(host) -> set[tuple[str, int]]:
+    out = host.check_output("ss -Htln")
+    found = set()
+    for line in out.splitlines():
+        local = line.split()[3]
+        addr, _, port = local.rpartition(":")
+        found.add((addr.strip("[]"), int(port)))
+    return found
+
+
+# Listening ports that may stay without TLS, each with its reason. Empty: none may.
+PLAIN_ALLOWED: dict[tuple[str, int], str] = {}
+
+
+@pytest.mark.parametrize("name", ["full-stack-es1", "full-stack-kb1", "full-stack-gw1"])
+def test_every_listening_port_speaks_tls_with_a_pki_certificate(name):
+    """Every TCP port listening on the host completes a TLS handshake whose certificate
+    chains to the pki role's CA (checked from the host itself, so loopback-only ports
+    count too). A new plain port fails here until it is TLS or listed above with why."""
+    host = _host(name)
+    sockets = _listening(host)
+    assert sockets, f"nothing listens on {name}"
+    script = (
+        "import socket, ssl, sys\n"
+        "c = ssl.create_default_context(cafile=sys.argv[1])\n"
+        "c.check_hostname = False\n"
+        # The host's own certificate as client certificate: transport demands one.
+        "c.load_cert_chain(sys.argv[4], sys.argv[5])\n"
+        "s = c.wrap_socket(socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=20))\n"
+        "print(s.version())\n"
     )
-    assert result.stdout.strip() == "403", result.stdout
+    pki = f"/etc/flock/pki/{name}"
+    for addr, port in sorted(sockets):
+        wildcard = addr in ("0.0.0.0", "*", "::")  # noqa: S104 (reading ss output)
+        target = "127.0.0.1" if wildcard else addr
+        if (target, port) in PLAIN_ALLOWED or (addr, port) in PLAIN_ALLOWED:
+            continue
+        result = host.run(
+            "python3 -c %s %s %s %s %s %s",
+            script,
+            CA,
+            target,
+            str(port),
+            f"{pki}.crt",
+            f"{pki}.key",
+        )
+        assert result.rc == 0, f"{name} {addr}:{port} is not TLS with a pki certificate: {result}"
+        assert result.stdout.strip().startswith("TLSv1."), result.stdout
+
+
+def _transport_handshake(host, cert: str, key: str) -> str:
+    """TLS 1.2 handshake with the node's transport port presenting cert/key: 'ok' or the
+    error (1.2, so a refused client certificate fails the handshake itself)."""
+    script = (
+        "import socket, ssl, sys\n"
+        "c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n"
+        "c.maximum_version = ssl.TLSVersion.TLSv1_2\n"
+        "c.check_hostname = False\n"
+        "c.load_verify_locations(sys.argv[1])\n"
+        "c.load_cert_chain(sys.argv[2], sys.argv[3])\n"
+        "c.wrap_socket(socket.create_connection(('full-stack-es1', 9300), timeout=20))\n"
+        "print('ok')\n"
+    )
+    result = host.run("python3 -c %s %s %s %s", script, CA, cert, key)
+    return "ok" if result.rc == 0 and result.stdout.strip() == "ok" else result.stderr.strip()
+
+
+def test_only_nodes_open_a_transport_connection(es):
+    gw = _host(GATEWAY)
+    # Allowed: the node's own certificate.
+    pki = "/etc/flock/pki/full-stack-es1"
+    assert _transport_handshake(es, f"{pki}.crt", f"{pki}.key") == "ok"
+    # Forbidden: the gateway's certificate, from the same CA.
+    pki = f"/etc/flock/pki/{GATEWAY}"
+    result = _transport_handshake(gw, f"{pki}.crt", f"{pki}.key")
+    assert result != "ok"
+    assert "SSL" in result or "alert" in result.lower(), result
+
+
+def test_retention_job_deletes_expired_indices_only(es, prefix):
+    """The prune job, with its own user, deletes an expired daily index and keeps today's
+    results and the agent registry; its user cannot read rows nor drop the registry."""
+    expired = f"{prefix}-results-2001.01.01"
+    status, body = _es(es, "PUT", f"/{expired}")
+    assert status == 200, body
+    today = time.strftime(f"{prefix}-results-%Y.%m.%d", time.gmtime())
+    status, body = _es(es, "POST", f"/{today}/_doc?refresh=true", body={"probe": 1})
+    assert status == 201, body
+    gw = _host(GATEWAY)
+    env = gw.check_output("cat /etc/flock/gateway/prune.env")
+    assert 'FLOCK_ES_USERNAME="flock_retention"' in env
+    gw.check_output("systemctl start flock-gateway-prune.service")
+    status, _ = _es(es, "GET", f"/{expired}")
+    assert status == 404
+    for index in (today, f"{prefix}-agents"):
+        status, _ = _es(es, "GET", f"/{index}")
+        assert status == 200, index
+    status, _ = _es(es, "GET", f"/{today}/_search", "flock_retention")
+    assert status == 403
+    status, _ = _es(es, "DELETE", f"/{prefix}-agents", "flock_retention")
+    assert status == 403
+
+
+def test_operator_agent_commands_work_with_the_gateways_credentials(laptop):
+    """The README's `flock-gateway agents list|rename|revoke`, run as the README says."""
+    username = f"laptop-{uuid.uuid4().hex[:8]}"
+    status, body = _curl(
+        laptop,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        json.dumps({"username": username, "name": "to be renamed"}),
+        f"{GATEWAY_URL}/register",
+    )
+    assert status == 200, body
+    gw = _host(GATEWAY)
+    listed = gw.run(f"{GATEWAY_CLI} agents list")
+    assert listed.rc == 0, listed.stderr
+    assert username in listed.stdout
+    renamed = gw.run(f"{GATEWAY_CLI} agents rename %s %s", username, "Renamed laptop")
+    assert renamed.rc == 0, renamed.stderr
+    assert "Renamed laptop" in gw.check_output(f"{GATEWAY_CLI} agents list")
+    revoked = gw.run(f"{GATEWAY_CLI} agents revoke %s", username)
+    assert revoked.rc == 0, revoked.stderr
+    assert username not in gw.check_output(f"{GATEWAY_CLI} agents list")
+
+
+def test_viewer_reads_results_but_not_the_agent_registry(es, registered, prefix):
+    status, body = _es(es, "GET", f"/{prefix}-results-*/_search", "flock_viewer")
+    assert status == 200, body
+    assert body["hits"]["total"]["value"] >= 1
+    status, _ = _es(es, "GET", f"/{prefix}-agents/_search", "flock_viewer")
+    assert status == 403
+    status, _ = _es(es, "POST", f"/{prefix}-results-2001.01.02/_doc", "flock_viewer", body={})
+    assert status == 403
+    status, body = _es(es, "GET", "/_security/_authenticate", "flock_viewer")
+    assert body["roles"] == ["flock_viewer", "flock_dashboards"]
+
+
+def test_kibana_role_api_got_the_viewers_feature_privileges(laptop):
+    """The kibana role wrote the viewer's feature privileges through Kibana's role API,
+    once (the idempotence run wrote nothing)."""
+    status, role = _curl(laptop, f"{KIBANA_URL}/api/security/role/flock_dashboards")
+    assert status == 200, role
+    assert role["kibana"] == [
+        {
+            "base": [],
+            "feature": {"dashboard": ["read"], "discover": ["read"], "visualize": ["read"]},
+            "spaces": ["*"],
+        }
+    ]
+    status, writes = _curl(laptop, f"{KIBANA_URL}/__standin__/roles")
+    assert status == 200, writes
+    assert writes["role_writes"] == 1
