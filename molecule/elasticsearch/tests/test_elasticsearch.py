@@ -215,7 +215,12 @@ def test_gateway_user_writes_but_cannot_read(host):
     # A wildcard expands only to indices the user may read: none, so the row stays unseen.
     status, found = es_call(host, "GET", "/flock-results-*/_search", "flock_gateway")
     assert status == 200 and found["hits"]["total"]["value"] == 0, found
-    # The agent registry: read and written by the gateway (token hashes live there).
+    # The agent registry: read and written by the gateway (token hashes live there); it is
+    # created by setup-storage with admin credentials, never by the gateway's user.
+    status, body = es_call(host, "PUT", "/flock-agents", "flock_gateway")
+    assert status == 403, body
+    status, body = es_call(host, "PUT", "/flock-agents", "elastic")
+    assert status == 200, body
     status, body = es_call(
         host, "PUT", "/flock-agents/_doc/a1?refresh=true", "flock_gateway", {"n": 1}
     )
