@@ -4,7 +4,8 @@
 #   build.sh                   plain node (no x-pack): elasticsearch-node-<ver>-<hash>.tar.gz
 #   build.sh --with-security   plus x-pack-core + x-pack-security: elasticsearch-node-security-<ver>-<hash>.tar.gz
 #                              (or ES_FLAVOUR=security build.sh)
-#   ES_VERSION=8.19.20 build.sh   another release (default 8.19.21). Maven Central serves the
+#   ES_VERSION=8.19.20 build.sh   another release (default: the version the roles deploy,
+#                              test-infra/elastic-version.sh). Maven Central serves the
 #                              server, transport-netty4 and the entitlement bridge for 8.19.20 and
 #                              8.19.21 (the rolling-upgrade scenario uses both); x-pack-security
 #                              only for 8.19.21, so --with-security is 8.19.21 only.
@@ -14,8 +15,10 @@
 # Needs: bash, mvn, a JDK 17+ (javac/jar: JAVA_HOME or PATH), tar, unzip, flock, sha256sum.
 set -euo pipefail
 
-ES_VERSION=${ES_VERSION:-8.19.21}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ES_VERSION=${ES_VERSION:-$("$HERE/../elastic-version.sh")}
+# What Maven Central serves (a fact about the repository, not the deployed version).
+XPACK_SECURITY_VERSIONS="8.19.21"
 CACHE=${FLOCK_CACHE:-$HOME/.cache/flock}/elasticsearch-node
 MVN_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 
@@ -26,8 +29,8 @@ case "${1:-}${ES_FLAVOUR:+:$ES_FLAVOUR}" in
   *) echo "usage: [ES_VERSION=8.19.x] $0 [--with-security]" >&2; exit 64 ;;
 esac
 [[ $ES_VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || { echo "build.sh: ES_VERSION=$ES_VERSION is not x.y.z" >&2; exit 64; }
-if [ "$flavour" = security ] && [ "$ES_VERSION" != 8.19.21 ]; then
-  echo "build.sh: --with-security needs ES_VERSION=8.19.21 (x-pack-security $ES_VERSION is not on Maven Central)" >&2
+if [ "$flavour" = security ] && [[ " $XPACK_SECURITY_VERSIONS " != *" $ES_VERSION "* ]]; then
+  echo "build.sh: --with-security needs ES_VERSION in $XPACK_SECURITY_VERSIONS (x-pack-security $ES_VERSION is not on Maven Central)" >&2
   exit 64
 fi
 

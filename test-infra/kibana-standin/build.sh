@@ -4,10 +4,11 @@
 # $KBN_PATH_CONF/kibana.yml) that contains the Kibana HTTP API STAND-IN, not Kibana.
 # Cached by content in ${FLOCK_CACHE:-$HOME/.cache/flock}/kibana-standin/.
 # Prints the tarball's absolute path as the last line of stdout.
-#   KIBANA_STANDIN_VERSION=8.19.21 test-infra/kibana-standin/build.sh
+#   [KIBANA_STANDIN_VERSION=x.y.z] test-infra/kibana-standin/build.sh
+#   (default: the version the roles deploy, test-infra/elastic-version.sh)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-version=${KIBANA_STANDIN_VERSION:-8.19.21}
+version=${KIBANA_STANDIN_VERSION:-$("$here/../elastic-version.sh")}
 cache=${FLOCK_CACHE:-$HOME/.cache/flock}/kibana-standin
 mkdir -p "$cache"
 

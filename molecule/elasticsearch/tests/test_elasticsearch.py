@@ -14,6 +14,9 @@ URL = "https://elasticsearch-node1:9200"
 CA = "/etc/flock/pki/ca.crt"
 CREDENTIALS = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "credentials"
 PKI = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "pki"
+# The version every role deploys unless told otherwise (the flock role's default).
+FLOCK_DEFAULTS = Path(__file__).resolve().parents[3] / "roles/flock/defaults/main.yml"
+VERSION = yaml.safe_load(FLOCK_DEFAULTS.read_text())["flock_elastic_version"]
 
 
 def password(user):
@@ -72,7 +75,7 @@ def test_answers_with_inventory_cluster_name(host, inventory):
     root = es_get(host, "/")
     assert root["cluster_name"] == inventory["elasticsearch_cluster_name"] == "molecule-single"
     assert root["name"] == "elasticsearch-node1"
-    assert root["version"]["number"] == "8.19.21"
+    assert root["version"]["number"] == VERSION
     health = es_get(host, "/_cluster/health")
     assert health["number_of_nodes"] == 1
     assert health["status"] in ("green", "yellow")
@@ -81,7 +84,7 @@ def test_answers_with_inventory_cluster_name(host, inventory):
 def test_layout_like_the_deb(host):
     home = host.file("/usr/share/elasticsearch")
     assert home.is_symlink
-    assert home.linked_to == "/usr/share/elasticsearch-8.19.21"
+    assert home.linked_to == f"/usr/share/elasticsearch-{VERSION}"
     conf = host.file("/etc/elasticsearch")
     assert (conf.user, conf.group, conf.mode) == ("root", "elasticsearch", 0o2750)
     for path in (
