@@ -106,13 +106,18 @@ def _es_search(es, index: str, query: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def registered(laptop):
+    return _register(laptop, "Full-stack test laptop")
+
+
+def _register(laptop, name):
+    """A new agent registered from the laptop over HTTPS: (username, token)."""
     username = f"laptop-{uuid.uuid4().hex[:8]}"
     status, body = _curl(
         laptop,
         "-H",
         "Content-Type: application/json",
         "-d",
-        json.dumps({"username": username, "name": "Full-stack test laptop"}),
+        json.dumps({"username": username, "name": name}),
         f"{GATEWAY_URL}/register",
     )
     assert status == 200, body
@@ -392,16 +397,7 @@ def test_retention_job_deletes_expired_indices_only(es, prefix):
 
 def test_operator_agent_commands_work_with_the_gateways_credentials(laptop):
     """The README's `flock-gateway agents list|rename|revoke`, run as the README says."""
-    username = f"laptop-{uuid.uuid4().hex[:8]}"
-    status, body = _curl(
-        laptop,
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        json.dumps({"username": username, "name": "to be renamed"}),
-        f"{GATEWAY_URL}/register",
-    )
-    assert status == 200, body
+    username, _ = _register(laptop, "to be renamed")
     gw = _host(GATEWAY)
     listed = gw.run(f"{GATEWAY_CLI} agents list")
     assert listed.rc == 0, listed.stderr
