@@ -66,8 +66,9 @@ Register a laptop and submit a row:
 Read the rows as the dashboards' read-only user (flock_viewer; searchable within the 5 s
 refresh; its password stays in a file on this machine):
   sleep 5; curl -s --cacert $ca -u "flock_viewer:\$(cat $viewer)" 'https://127.0.0.1:9200/flock-results-*/_search?q=flock.username:demo-laptop&pretty'
-The same user gets 403 on the agent registry (flock-agents), and the gateway's own user
-(flock_gateway) gets 403 on any search: it can only write.
+The same user gets 403 on the agent registry (flock-agents). The gateway's own user
+(flock_gateway) can only write: 403 on searching a named index; a wildcard search
+answers with no hits (Elasticsearch expands it to the indices the user may read: none).
 MSG
 }
 

@@ -1,8 +1,11 @@
-"""Three nodes installed by roles/elasticsearch form one cluster and restart one at a time."""
+"""Three nodes installed by roles/elasticsearch, with x-pack security (TLS from the pki
+role, passwords on the controller), form one cluster and restart one at a time."""
 
 import itertools
 import json
 import os
+import shlex
+from pathlib import Path
 
 import pytest
 import testinfra
@@ -14,6 +17,8 @@ HTTP_PORT = {name: 9200 + i for i, name in enumerate(NODES)}
 TRANSPORT_PORT = {name: 9300 + i for i, name in enumerate(NODES)}
 # Cross-node checks run once, from the first node; each node is reached through Ansible.
 testinfra_hosts = [f"ansible://{NODES[0]}"]
+CA = "/etc/flock/pki/ca.crt"
+CREDENTIALS = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "credentials"
 
 
 def node(name):
@@ -23,8 +28,12 @@ def node(name):
 
 
 def es_get(host, path, name=NODES[0]):
+    """GET over HTTPS as elastic (password through curl's config on stdin)."""
+    password = (CREDENTIALS / "elastic.password").read_text().strip()
+    cfg = shlex.quote(f'user = "elastic:{password}"\n')
+    url = shlex.quote(f"https://127.0.0.1:{HTTP_PORT[name]}{path}")
     out = host.check_output(
-        "curl -sS --fail-with-body --max-time 70 http://127.0.0.1:%s%s", str(HTTP_PORT[name]), path
+        f"printf %s {cfg} | curl -sS --fail-with-body --max-time 70 --cacert {CA} -K - {url}"
     )
     return json.loads(out)
 
