@@ -19,12 +19,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 Item = dict[str, Any]
-Send = Callable[[bytes], list[Item]]
+Send = Callable[[bytes], Sequence[Item]]
 
 
 def _held_lock() -> threading.Lock:
@@ -44,7 +44,7 @@ class _Pending:
     signalled: bool = False
     finished: bool = False
     promoted: bool = False
-    items: list[Item] | None = None
+    items: Sequence[Item] | None = None
     error: Callable[[], BaseException] | None = None
 
     def signal(self) -> None:
@@ -91,7 +91,7 @@ class BulkBatcher:
         self._flushers = 0
         self.stats = BatchStats()
 
-    def submit(self, body: bytes, rows: int) -> list[Item]:
+    def submit(self, body: bytes, rows: int) -> Sequence[Item]:
         """Send these NDJSON lines (``rows`` documents) and return their bulk items."""
         if rows == 0:
             return []
