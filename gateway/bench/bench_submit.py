@@ -12,6 +12,10 @@ every agent busy for --seconds and measures:
   * direct:  the same number of clients posting ``_bulk`` with the same documents
     (same index, same template, same id shape) straight to the node.
 
+  * original: on the 200-row load, the same agents and bodies posted to a stand-in for
+    the original Flock server's design (original_design.py: one search to authenticate,
+    one index call per row) under gunicorn with the same workers and threads.
+
 Loads: /submit 200-row batches x 32 agents, /submit 5-row batches x 200 agents,
 /osquery/log 1024-line gzip batches x 8 hosts. CPU per request is split into gateway
 (gunicorn master + workers) and Elasticsearch (the node's process) from /proc over the
@@ -63,6 +67,7 @@ from flock_gateway.storage.templates import setup_storage
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles" / "gateway"
 ENROLL_SECRET = "bench-enroll-secret-0123456789"  # noqa: S105 - throwaway test value
+ORIGINAL_LOAD = "submit200"  # the load on which the original design is measured too
 OSQUERY_QUERY = "installed_applications"  # a query name from the reviewed schedule
 MARK = "QQBATCHNOQQ"  # replaced by a 10-digit request number in every request
 
@@ -157,6 +162,33 @@ def listener_pid(port: int) -> int | None:
 
 
 @contextlib.contextmanager
+def serving(
+    cmd: list[str], env: dict[str, str], log: Path, port: int, workers: int
+) -> Iterator[list[int]]:
+    """Run a gunicorn command until the block ends; yields its master's and workers' pids
+    once /healthz answers and every worker has forked."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(600):
+            if proc.poll() is not None:
+                raise SystemExit(f"{cmd[3:]} exited with {proc.returncode}; see {log}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        while len(children(proc.pid)) < workers:
+            time.sleep(0.1)
+        yield [proc.pid, *children(proc.pid)]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@contextlib.contextmanager
 def gunicorn(
     es_url: str, prefix: str, logdir: Path, workers: int | None, threads: int | None
 ) -> Iterator[tuple[int, list[int], str]]:
@@ -167,30 +199,24 @@ def gunicorn(
     env = {**os.environ, "FLOCK_ES_HOSTS": es_url, "FLOCK_INDEX_PREFIX": prefix,
            "FLOCK_LOG_LEVEL": "INFO", "FLOCK_ENROLL_SECRETS": ENROLL_SECRET,
            "FLOCK_REGISTER_REQUIRES_SECRET": "false"}  # fmt: skip
-    with open(logdir / "gunicorn.out", "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(conf)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        for _ in range(600):
-            if proc.poll() is not None:
-                raise SystemExit(f"gunicorn exited with {proc.returncode}; see {logdir}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        while len(children(proc.pid)) < workers:
-            time.sleep(0.1)
-        yield port, [proc.pid, *children(proc.pid)], f"gthread {workers} x {threads}"
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    cmd = [sys.executable, "-m", "gunicorn", "--config", str(conf)]
+    with serving(cmd, env, logdir / "gunicorn.out", port, workers) as pids:
+        yield port, pids, workers, threads
+
+
+@contextlib.contextmanager
+def original_server(
+    es_url: str, index: str, logdir: Path, workers: int, threads: int
+) -> Iterator[tuple[int, list[int]]]:
+    """The original design's stand-in under gunicorn, with the gateway's workers and threads."""
+    port = free_port()
+    env = {**os.environ, "ORIGINAL_ES_URL": es_url, "ORIGINAL_INDEX": index}
+    cmd = [sys.executable, "-m", "gunicorn", "--chdir", str(Path(__file__).parent),
+           "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+           "--workers", str(workers), "--threads", str(threads),
+           "original_design:create_app()"]  # fmt: skip
+    with serving(cmd, env, logdir / "original.out", port, workers) as pids:
+        yield port, pids
 
 
 def rows_template(host: str, n: int, name: str) -> list[dict]:
@@ -252,6 +278,7 @@ class Bench:
         prefix: str,
         port: int,
         *,
+        original_port: int | None = None,
         py_spy: str | None = None,
         logdir: Path | None = None,
     ) -> None:
@@ -261,7 +288,9 @@ class Bench:
         self.es_port = int(es_url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
         self.prefix = prefix
         self.port = port
-        self.agents: dict[str, list[tuple[str, str]]] = {}  # load key -> (host, auth header)
+        self.original_port = original_port
+        # (side, load key) -> (host, credential); side "gateway" or "original"
+        self.agents: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.runs = 0
 
     def bulk_stats(self) -> tuple[int, int]:
@@ -270,8 +299,8 @@ class Bench:
         node = next(iter(stats["nodes"].values()))["indices"]
         return node["indexing"]["index_total"], node["bulk"]["total_operations"]
 
-    def request(self, path: str, body: dict) -> dict:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+    def request(self, path: str, body: dict, port: int | None = None) -> dict:
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=60)
         conn.request("POST", path, body=json.dumps(body),
                      headers={"Content-Type": "application/json"})  # fmt: skip
         res = conn.getresponse()
@@ -292,11 +321,19 @@ class Bench:
             else:
                 token = self.request("/register", {"username": host})["auth_token"]
                 creds.append((host, base64.b64encode(f"{host}:{token}".encode()).decode()))
-        self.agents[load.key] = creds
+        self.agents[("gateway", load.key)] = creds
+        if self.original_port and load.key == ORIGINAL_LOAD:
+            originals = []
+            for host, _ in creds:
+                reply = self.request("/register", {"username": host}, self.original_port)
+                basic = f"{host}:{reply['auth_token']}".encode()
+                originals.append((host, base64.b64encode(basic).decode()))
+            self.agents[("original", load.key)] = originals
 
-    def gateway_conns(self, load: Load) -> list[Conn]:
+    def gateway_conns(self, load: Load, side: str) -> list[Conn]:
+        port = self.original_port if side == "original" else self.port
         conns = []
-        for host, cred in self.agents[load.key]:
+        for host, cred in self.agents[(side, load.key)]:
             if load.osquery:
                 rows = rows_template(host, load.rows, OSQUERY_QUERY)
                 body = json.dumps({"node_key": cred, "log_type": "result", "data": rows})
@@ -306,7 +343,7 @@ class Bench:
                 body = json.dumps(rows_template(host, load.rows, "apps"))
                 headers = {"Content-Type": "application/json", "Authorization": f"Basic {cred}"}
                 path = "/submit"
-            conns.append(Conn(http_head("POST", path, self.port, headers), parts(body), load.rows))
+            conns.append(Conn(http_head("POST", path, port, headers), parts(body), load.rows))
         return conns
 
     def direct_conns(self, load: Load) -> list[Conn]:
@@ -314,17 +351,29 @@ class Bench:
         head = http_head("POST", "/_bulk", self.es_port, headers)
         return [
             Conn(head, direct_parts(self.prefix, host, load), load.rows)
-            for host, _ in self.agents[load.key]
+            for host, _ in self.agents[("gateway", load.key)]
         ]
 
+    def sides(self, load: Load, round_: int) -> list[str]:
+        """The sides measured for a load, their order alternating by round so that drift
+        hits them alike."""
+        sides = ["gateway", "direct"]
+        if self.original_port and load.key == ORIGINAL_LOAD:
+            sides.append("original")
+        return sides if round_ % 2 == 0 else sides[::-1]
+
     def run(
-        self, load: Load, direct: bool, seconds: float, warmup: float, pids: dict[str, list[int]]
+        self, load: Load, side: str, seconds: float, warmup: float, pids: dict[str, list[int]]
     ) -> Outcome:
         self.runs += 1
+        direct = side == "direct"
+        # the original design's server counts as "gateway" in its runs
+        pids = {"gateway": pids["original" if side == "original" else "gateway"],
+                "elasticsearch": pids["elasticsearch"]}  # fmt: skip
         plan = Plan(
             host="127.0.0.1",
-            port=self.es_port if direct else self.port,
-            conns=self.direct_conns(load) if direct else self.gateway_conns(load),
+            port={"direct": self.es_port, "original": self.original_port}.get(side, self.port),
+            conns=self.direct_conns(load) if direct else self.gateway_conns(load, side),
             gzip=load.osquery and not direct,
             direct=direct,
             first_number=self.runs * 10**8,
@@ -333,7 +382,7 @@ class Bench:
             pids=pids,
         )
         spy = None
-        if self.py_spy and not direct and self.logdir:
+        if self.py_spy and side == "gateway" and self.logdir:
             raw = self.logdir / f"profile-{load.key}-{self.runs}.txt"
             spy = subprocess.Popen(
                 [self.py_spy, "record", "--pid", str(pids["gateway"][0]), "--subprocesses",
@@ -342,18 +391,33 @@ class Bench:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
         before = self.bulk_stats()
-        proc = subprocess.run(
-            [sys.executable, str(Path(__file__).with_name("loadgen.py"))],
-            input=pickle.dumps(plan),
-            capture_output=True,
-            check=False,
-        )
+        with tempfile.TemporaryFile() as plan_file:
+            plan_file.write(pickle.dumps(plan))
+            plan_file.seek(0)
+            proc = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("loadgen.py"))],
+                stdin=plan_file,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        indexed = None
+        if side == "original":
+            # One original request (an index call per row, each waiting for its fsync)
+            # can take longer than the window, so few complete inside it: its rate is the
+            # node's count of indexed rows over the window instead.
+            time.sleep(warmup)
+            first, t0 = self.bulk_stats()[0], time.perf_counter()
+            time.sleep(seconds)
+            indexed = (self.bulk_stats()[0] - first, time.perf_counter() - t0)
+        stdout, stderr = proc.communicate()
         if spy is not None:
             spy.wait(60)
             print(summarise(raw.read_text(), title=f"profile: {load.key} via the gateway"))
         if proc.returncode != 0:
-            raise SystemExit(f"load generator failed:\n{proc.stderr.decode()[-3000:]}")
-        out = Outcome(**json.loads(proc.stdout))
+            raise SystemExit(f"load generator failed:\n{stderr.decode()[-3000:]}")
+        out = Outcome(**json.loads(stdout))
+        if indexed is not None:
+            out.rows, out.seconds = indexed
         after = self.bulk_stats()
         # rows per shard-level bulk on the node, over the run (warm-up included)
         out.rows_per_bulk = div(after[0] - before[0], after[1] - before[1])
@@ -377,7 +441,7 @@ def spread(values: list[float], fmt: str = ",.0f") -> str:
     return f"{mid:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
-def report(results: dict[tuple[str, bool], list[Outcome]], loads: list[Load]) -> None:
+def report(results: dict[tuple[str, str], list[Outcome]], loads: list[Load]) -> None:
     print()
     print("| load | gateway rows/s | direct `_bulk` rows/s | ratio "
           "| CPU ms per request, gateway / ES (via gateway) | ES CPU µs per row, via gateway "
@@ -386,7 +450,7 @@ def report(results: dict[tuple[str, bool], list[Outcome]], loads: list[Load]) ->
           "| rows per shard bulk in ES, gateway / direct |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
     for load in loads:
-        gw, dr = results[(load.key, False)], results[(load.key, True)]
+        gw, dr = results[(load.key, "gateway")], results[(load.key, "direct")]
         gw_rate = [div(o.rows, o.seconds) for o in gw]
         dr_rate = [div(o.rows, o.seconds) for o in dr]
         ratio = [div(g, d) for g, d in zip(gw_rate, dr_rate, strict=True)]
@@ -410,6 +474,25 @@ def report(results: dict[tuple[str, bool], list[Outcome]], loads: list[Load]) ->
             f"| {statistics.median(o.rows_per_bulk for o in gw):.0f} / "
             f"{statistics.median(o.rows_per_bulk for o in dr):.0f} |"
         )
+    originals = [ld for ld in loads if (ld.key, "original") in results]
+    if not originals:
+        return
+    print()
+    print("| load | gateway rows/s | original design rows/s (one search + one index call "
+          "per row) | gateway ÷ original "
+          "| CPU µs per row, original's server / ES |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for load in originals:
+        gw, og = results[(load.key, "gateway")], results[(load.key, "original")]
+        gw_rate = [div(o.rows, o.seconds) for o in gw]
+        og_rate = [div(o.rows, o.seconds) for o in og]
+        ratio = [div(g, o) for g, o in zip(gw_rate, og_rate, strict=True)]
+        og_us = [div(o.cpu["gateway"] * 1e6, o.rows) for o in og]
+        es_us = [div(o.cpu["elasticsearch"] * 1e6, o.rows) for o in og]
+        print(
+            f"| {load.label} | {spread(gw_rate)} | {spread(og_rate)} | {spread(ratio, '.1f')} "
+            f"| {statistics.median(og_us):.0f} / {statistics.median(es_us):.0f} |"
+        )
 
 
 def main() -> int:
@@ -423,6 +506,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, help="instead of the role's default")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s")
     ap.add_argument("--py-spy", metavar="PATH", help="profile every gateway run with py-spy")
+    ap.add_argument("--no-original", action="store_true",
+                    help="skip the original design's baseline on the 200-row load")  # fmt: skip
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.seconds, args.warmup = 1, 2.0, 1.0
@@ -439,27 +524,31 @@ def main() -> int:
         if es_pid is None:
             print("cannot find the Elasticsearch process: its CPU is not reported")
         try:
-            with gunicorn(es_url, prefix, Path(tmp), args.workers, args.threads) as (
-                port,
-                gw_pids,
-                shape,
-            ):
+            with contextlib.ExitStack() as servers:
+                port, gw_pids, workers, threads = servers.enter_context(
+                    gunicorn(es_url, prefix, Path(tmp), args.workers, args.threads)
+                )
+                shape = f"gthread {workers} x {threads}"
                 pids = {"gateway": gw_pids, "elasticsearch": [es_pid] if es_pid else []}
-                bench = Bench(es, es_url, prefix, port, py_spy=args.py_spy, logdir=Path(tmp))
+                original_port = None
+                if not args.no_original and any(ld.key == ORIGINAL_LOAD for ld in loads):
+                    original_port, pids["original"] = servers.enter_context(
+                        original_server(es_url, f"{prefix}-original", Path(tmp), workers, threads)
+                    )
+                bench = Bench(es, es_url, prefix, port, original_port=original_port,
+                              py_spy=args.py_spy, logdir=Path(tmp))  # fmt: skip
                 for load in loads:
                     bench.enroll(load)
-                results: dict[tuple[str, bool], list[Outcome]] = {}
+                results: dict[tuple[str, str], list[Outcome]] = {}
                 for r in range(args.rounds):
                     for load in loads:
-                        # alternate which side goes first, so drift hits both alike
-                        for direct in (False, True) if r % 2 == 0 else (True, False):
-                            out = bench.run(load, direct, args.seconds, args.warmup, pids)
-                            results.setdefault((load.key, direct), []).append(out)
-                            side = "direct" if direct else "gateway"
+                        for side in bench.sides(load, r):
+                            out = bench.run(load, side, args.seconds, args.warmup, pids)
+                            results.setdefault((load.key, side), []).append(out)
                             print(
                                 f"round {r + 1}: {load.key:12s} {side:8s} "
                                 f"{out.rows / out.seconds:8.0f} rows/s "
-                                f"{out.requests / out.seconds:7.0f} req/s, CPU gateway "
+                                f"{out.requests / out.seconds:7.0f} req/s, CPU server "
                                 f"{out.cpu['gateway']:.1f}s ES {out.cpu['elasticsearch']:.1f}s"
                                 f" in {out.seconds:.1f}s, load generator "
                                 f"{out.loadgen_cpu / out.seconds:.2f} cores",
