@@ -93,15 +93,24 @@ class RequestLog:
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
         self._formatter = JsonFormatter()
+        # (the handler's stream, its descriptor) as last found: looked up again only when
+        # the stream changed (the handler flushes after every record it writes itself)
+        self._cached: tuple[Any, int | None] = (None, None)
 
     def _fd(self) -> int | None:
         for handler in logging.getLogger(LOGGER_NAME).handlers:
             if getattr(handler, "_flock", False) and isinstance(handler, logging.StreamHandler):
+                stream = handler.stream
+                cached = self._cached
+                if cached[0] is stream:
+                    return cached[1]
                 try:
                     handler.flush()
-                    return int(handler.stream.fileno())
+                    fd: int | None = int(stream.fileno())
                 except (AttributeError, OSError, ValueError):
-                    return None
+                    fd = None
+                self._cached = (stream, fd)
+                return fd
         return None
 
     def write(self, fields: dict[str, Any]) -> None:
