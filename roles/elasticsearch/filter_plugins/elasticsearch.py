@@ -125,17 +125,30 @@ def version_compare(left: str, right: str) -> int:
     return (a > b) - (a < b)
 
 
+# The x-pack build of a version is another tree than the open build of that version.
+XPACK_SUFFIX = "-xpack"
+
+
+def archive_dir(home: str, version: str, xpack: Any) -> str:
+    """Where an archive of ``version`` is unpacked: <home>-<version>, plus -xpack for a
+    distribution with x-pack. A host switching flavour at the same version gets the other
+    tree unpacked and linked instead of keeping the one already there."""
+    return f"{home.rstrip('/')}-{version}{XPACK_SUFFIX if _as_bool(xpack) else ''}"
+
+
 def installed_version(
     method: str, home: str, link: Mapping[str, Any] | None, dpkg: str | None
 ) -> str:
     """The version installed on disk, "" if none. archive: the target of the unversioned
-    install path, a link to <home>-<version> (``link``: stat of <home>, not followed).
-    apt: dpkg-query's "${Status}|${Version}" (``dpkg``), counted when the package's state
-    (the status's last word) is "installed", whatever its selection: the role holds it."""
+    install path, a link to an ``archive_dir`` (``link``: stat of <home>, not followed),
+    whichever flavour. apt: dpkg-query's "${Status}|${Version}" (``dpkg``), counted when
+    the package's state (the status's last word) is "installed", whatever its selection:
+    the role holds it."""
     if method == "archive":
         link = link or {}
         prefix = home.rstrip("/").rsplit("/", 1)[-1] + "-"
         target = str(link.get("lnk_source") or "").rstrip("/").rsplit("/", 1)[-1]
+        target = target.removesuffix(XPACK_SUFFIX)
         if link.get("islnk") and target.startswith(prefix) and len(target) > len(prefix):
             return target[len(prefix) :]
         return ""
@@ -165,5 +178,6 @@ class FilterModule:
             "elasticsearch_role_differs": role_differs,
             "elasticsearch_version_compare": version_compare,
             "elasticsearch_installed_version": installed_version,
+            "elasticsearch_archive_dir": archive_dir,
             "elasticsearch_restart_order": restart_order,
         }

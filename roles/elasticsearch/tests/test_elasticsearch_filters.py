@@ -165,6 +165,7 @@ def test_filters_are_registered_under_the_role_prefix():
         "elasticsearch_role_differs",
         "elasticsearch_version_compare",
         "elasticsearch_installed_version",
+        "elasticsearch_archive_dir",
         "elasticsearch_restart_order",
     }
 
@@ -206,6 +207,8 @@ HOME = "/usr/share/elasticsearch"
     [
         ({"islnk": True, "lnk_source": f"{HOME}-8.19.20"}, "8.19.20"),
         ({"islnk": True, "lnk_source": f"{HOME}-8.19.21/"}, "8.19.21"),
+        # The x-pack tree of a version is that version (not a pre-release "xpack").
+        ({"islnk": True, "lnk_source": f"{HOME}-8.19.21-xpack"}, "8.19.21"),
         # A plain directory (installed by hand, or by an older role) says no version.
         ({"islnk": False, "isdir": True}, ""),
         ({"islnk": True, "lnk_source": "/opt/es"}, ""),
@@ -215,6 +218,21 @@ HOME = "/usr/share/elasticsearch"
 )
 def test_installed_version_archive(link, want):
     assert es.installed_version("archive", HOME, link, None) == want
+
+
+@pytest.mark.parametrize(
+    ("xpack", "want"),
+    [
+        (True, f"{HOME}-8.19.21-xpack"),
+        ("true", f"{HOME}-8.19.21-xpack"),
+        (False, f"{HOME}-8.19.21"),
+    ],
+)
+def test_archive_dir_carries_the_flavour(xpack, want):
+    assert es.archive_dir(HOME + "/", "8.19.21", xpack) == want
+    # Whichever flavour, the tree reads back as its version.
+    link = {"islnk": True, "lnk_source": want}
+    assert es.installed_version("archive", HOME, link, None) == "8.19.21"
 
 
 @pytest.mark.parametrize(
