@@ -17,6 +17,8 @@ PKI = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "pki"
 # The version every role deploys unless told otherwise (the flock role's default).
 FLOCK_DEFAULTS = Path(__file__).resolve().parents[3] / "roles/flock/defaults/main.yml"
 VERSION = yaml.safe_load(FLOCK_DEFAULTS.read_text())["flock_elastic_version"]
+# The index prefix the role's privileges are written for (the same one source).
+PREFIX = yaml.safe_load(FLOCK_DEFAULTS.read_text())["flock_index_prefix"]
 
 
 def password(user):
@@ -207,30 +209,30 @@ def test_builtin_and_flock_users_authenticate(host):
 
 def test_gateway_user_writes_but_cannot_read(host):
     status, body = es_call(
-        host, "POST", "/flock-results-2020.01.01/_doc?refresh=true", "flock_gateway", {"a": 1}
+        host, "POST", f"/{PREFIX}-results-2020.01.01/_doc?refresh=true", "flock_gateway", {"a": 1}
     )
     assert status == 201, body
     for path in (
-        "/flock-results-2020.01.01/_search",
-        "/flock-results-2020.01.01/_count",
-        f"/flock-results-2020.01.01/_doc/{body['_id']}",
+        f"/{PREFIX}-results-2020.01.01/_search",
+        f"/{PREFIX}-results-2020.01.01/_count",
+        f"/{PREFIX}-results-2020.01.01/_doc/{body['_id']}",
     ):
         status, _ = es_call(host, "GET", path, "flock_gateway")
         assert status == 403, path
     # A wildcard expands only to indices the user may read: none, so the row stays unseen.
-    status, found = es_call(host, "GET", "/flock-results-*/_search", "flock_gateway")
+    status, found = es_call(host, "GET", f"/{PREFIX}-results-*/_search", "flock_gateway")
     assert status == 200 and found["hits"]["total"]["value"] == 0, found
     # The agent registry: read and written by the gateway (token hashes live there); it is
     # created by setup-storage with admin credentials, never by the gateway's user.
-    status, body = es_call(host, "PUT", "/flock-agents", "flock_gateway")
+    status, body = es_call(host, "PUT", f"/{PREFIX}-agents", "flock_gateway")
     assert status == 403, body
-    status, body = es_call(host, "PUT", "/flock-agents", "elastic")
+    status, body = es_call(host, "PUT", f"/{PREFIX}-agents", "elastic")
     assert status == 200, body
     status, body = es_call(
-        host, "PUT", "/flock-agents/_doc/a1?refresh=true", "flock_gateway", {"n": 1}
+        host, "PUT", f"/{PREFIX}-agents/_doc/a1?refresh=true", "flock_gateway", {"n": 1}
     )
     assert status in (200, 201), body
-    status, _ = es_call(host, "GET", "/flock-agents/_doc/a1", "flock_gateway")
+    status, _ = es_call(host, "GET", f"/{PREFIX}-agents/_doc/a1", "flock_gateway")
     assert status == 200
     # Nothing outside Flock's indices.
     status, _ = es_call(host, "PUT", "/other/_doc/1", "flock_gateway", {"n": 1})
@@ -238,38 +240,40 @@ def test_gateway_user_writes_but_cannot_read(host):
 
 
 def test_viewer_reads_results_not_the_agent_registry(host):
-    es_call(host, "PUT", "/flock-agents/_doc/a2?refresh=true", "elastic", {"n": 2})
-    status, body = es_call(host, "GET", "/flock-results-*/_search", "flock_viewer")
+    es_call(host, "PUT", f"/{PREFIX}-agents/_doc/a2?refresh=true", "elastic", {"n": 2})
+    status, body = es_call(host, "GET", f"/{PREFIX}-results-*/_search", "flock_viewer")
     assert status == 200, body
-    status, _ = es_call(host, "GET", "/flock-agents/_search", "flock_viewer")
+    status, _ = es_call(host, "GET", f"/{PREFIX}-agents/_search", "flock_viewer")
     assert status == 403
-    status, _ = es_call(host, "POST", "/flock-results-2020.01.01/_doc", "flock_viewer", {"a": 1})
+    status, _ = es_call(
+        host, "POST", f"/{PREFIX}-results-2020.01.01/_doc", "flock_viewer", {"a": 1}
+    )
     assert status == 403
 
 
 def test_retention_user_deletes_daily_indices_only(host):
-    es_call(host, "PUT", "/flock-results-2000.01.01", "elastic")
-    es_call(host, "PUT", "/flock-agents/_doc/a3?refresh=true", "elastic", {"n": 3})
+    es_call(host, "PUT", f"/{PREFIX}-results-2000.01.01", "elastic")
+    es_call(host, "PUT", f"/{PREFIX}-agents/_doc/a3?refresh=true", "elastic", {"n": 3})
     # What `flock-gateway prune` lists the daily indices with (view_index_metadata).
     status, body = es_call(
         host,
         "GET",
-        "/flock-results-*,flock-agent-logs-*,flock-status-*/_settings/index.uuid"
+        f"/{PREFIX}-results-*,{PREFIX}-agent-logs-*,{PREFIX}-status-*/_settings/index.uuid"
         "?expand_wildcards=all&allow_no_indices=true",
         "flock_retention",
     )
     assert status == 200, body
-    assert "flock-results-2000.01.01" in body
-    assert "flock-agents" not in body
+    assert f"{PREFIX}-results-2000.01.01" in body
+    assert f"{PREFIX}-agents" not in body
     # _cat/indices would need the cluster privilege monitor, which it does not have.
-    status, _ = es_call(host, "GET", "/_cat/indices/flock-results-*", "flock_retention")
+    status, _ = es_call(host, "GET", f"/_cat/indices/{PREFIX}-results-*", "flock_retention")
     assert status == 403
-    status, _ = es_call(host, "DELETE", "/flock-results-2000.01.01", "flock_retention")
+    status, _ = es_call(host, "DELETE", f"/{PREFIX}-results-2000.01.01", "flock_retention")
     assert status == 200
-    status, _ = es_call(host, "DELETE", "/flock-agents", "flock_retention")
+    status, _ = es_call(host, "DELETE", f"/{PREFIX}-agents", "flock_retention")
     assert status == 403
-    es_call(host, "POST", "/flock-results-2020.01.02/_doc?refresh=true", "elastic", {"a": 1})
-    status, _ = es_call(host, "GET", "/flock-results-2020.01.02/_search", "flock_retention")
+    es_call(host, "POST", f"/{PREFIX}-results-2020.01.02/_doc?refresh=true", "elastic", {"a": 1})
+    status, _ = es_call(host, "GET", f"/{PREFIX}-results-2020.01.02/_search", "flock_retention")
     assert status == 403
 
 
