@@ -36,7 +36,7 @@ timed pytest python -m pytest -q gateway/tests dashboards/tests roles molecule/c
 
 step "5/5 molecule scenarios"
 # Dependency order first; any scenario added later runs after these.
-order=(pki elasticsearch elasticsearch-cluster kibana gateway full-stack)
+order=(pki elasticsearch elasticsearch-cluster elasticsearch-upgrade kibana gateway full-stack)
 mapfile -t found < <(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort)
 scenarios=()
 for s in "${order[@]}" "${found[@]}"; do
