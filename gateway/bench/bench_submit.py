@@ -10,7 +10,9 @@ every agent busy for --seconds and measures:
 
   * gateway: registered agents (or enrolled osquery hosts) posting to the gateway;
   * direct:  the same number of clients posting ``_bulk`` with the same documents
-    (same index, same template, same id shape) straight to the node.
+    (same index, same template, ids of the same shape as the gateway's) straight to
+    the node. ``--direct-ids`` adds direct sides with other
+    id shapes, to show what the id shape costs Elasticsearch.
 
   * original: on the 200-row load, the same agents and bodies posted to a stand-in for
     the original Flock server's design (original_design.py: one search to authenticate,
@@ -56,7 +58,7 @@ from elasticsearch import Elasticsearch
 from flock_testinfra.esnode import node_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import Conn, Outcome, Plan
+from loadgen import ID_MARK, Conn, Outcome, Plan
 from profile_top import summarise
 
 from flock_gateway.documents import DocumentBuilder, Tag
@@ -221,7 +223,7 @@ def original_server(
 
 def rows_template(host: str, n: int, name: str) -> list[dict]:
     """n osquery result lines; every string carrying MARK becomes unique per request."""
-    unix = int(time.time()) - 60
+    unix = TIME_MARK
     cal = time.strftime("%a %b %d %H:%M:%S %Y UTC", time.gmtime(unix))
     return [
         {
@@ -239,7 +241,7 @@ def rows_template(host: str, n: int, name: str) -> list[dict]:
                 "bundle_identifier": f"com.example.app{MARK}.{i}",
                 "bundle_short_version": f"1.{i}",
                 "bundle_version": f"{i}.0",
-                "last_opened_time": str(unix - i),
+                "last_opened_time": str(unix - i - 1),
             },
             "action": "added",
         }
@@ -257,15 +259,29 @@ def http_head(method: str, path: str, port: int, headers: dict[str, str]) -> byt
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
-def direct_parts(prefix: str, host: str, load: Load) -> list[bytes]:
-    """The NDJSON _bulk body the gateway would send for one request of this load."""
+# direct _bulk ids: the first is the gateway's shape (documents.py), the others are only
+# for comparison (--direct-ids)
+ID_SHAPES = {
+    "hex": "the gateway's: 40 hex digits of a hash (here random)",
+    "time-led": "base64url of the second of sending (4 bytes) and 16 random bytes",
+    "numbered": "30 hex digits fixed per row position, then the request number",
+}
+GATEWAY_IDS = next(iter(ID_SHAPES))
+# the rows' time in the templates, replaced by the second of sending in every request
+TIME_MARK = int(time.time()) - 60
+
+
+def direct_parts(prefix: str, host: str, load: Load, ids: str) -> list[bytes]:
+    """The NDJSON _bulk body the gateway would send for one request of this load, with
+    ids of the given shape (ID_SHAPES)."""
     source = OSQUERY if load.osquery else FLOCK_AGENT
     rows = rows_template(host, load.rows, OSQUERY_QUERY if load.osquery else "apps")
     builder = DocumentBuilder(prefix, Tag(host, "", source), 90, received=datetime.now(tz=UTC))
     lines = []
     for doc in builder.results(rows):
-        # the gateway's id is a hash of the row; here the request number makes it unique
-        action = {"create": {"_index": doc.index, "_id": doc.id[:30] + MARK}}
+        # the gateway's id is a hash of the row; here the load generator makes each unique
+        _id = doc.id[:30] + MARK if ids == "numbered" else ID_MARK.decode()
+        action = {"create": {"_index": doc.index, "_id": _id}}
         lines += [json.dumps(action), json.dumps(doc.source, ensure_ascii=False)]
     return parts("\n".join(lines) + "\n")
 
@@ -279,6 +295,7 @@ class Bench:
         port: int,
         *,
         original_port: int | None = None,
+        id_shapes: tuple[str, ...] = (),
         py_spy: str | None = None,
         logdir: Path | None = None,
     ) -> None:
@@ -289,6 +306,7 @@ class Bench:
         self.prefix = prefix
         self.port = port
         self.original_port = original_port
+        self.id_shapes = id_shapes  # direct sides beside the one with the gateway's shape
         # (side, load key) -> (host, credential); side "gateway" or "original"
         self.agents: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.runs = 0
@@ -346,43 +364,64 @@ class Bench:
             conns.append(Conn(http_head("POST", path, port, headers), parts(body), load.rows))
         return conns
 
-    def direct_conns(self, load: Load) -> list[Conn]:
+    def direct_conns(self, load: Load, ids: str) -> list[Conn]:
         headers = {"Content-Type": "application/x-ndjson"}
         head = http_head("POST", "/_bulk", self.es_port, headers)
         return [
-            Conn(head, direct_parts(self.prefix, host, load), load.rows)
+            Conn(
+                head,
+                direct_parts(self.prefix, host, load, ids),
+                load.rows,
+                "" if ids == "numbered" else ids,
+            )
             for host, _ in self.agents[("gateway", load.key)]
         ]
 
     def sides(self, load: Load, round_: int) -> list[str]:
         """The sides measured for a load, their order alternating by round so that drift
         hits them alike."""
-        sides = ["gateway", "direct"]
+        sides = ["gateway", "direct", *(f"direct {ids}" for ids in self.id_shapes)]
         if self.original_port and load.key == ORIGINAL_LOAD:
             sides.append("original")
         return sides if round_ % 2 == 0 else sides[::-1]
 
     def run(
-        self, load: Load, side: str, seconds: float, warmup: float, pids: dict[str, list[int]]
+        self,
+        load: Load,
+        side: str,
+        seconds: float,
+        warmup: float,
+        pids: dict[str, list[int]],
+        *,
+        profile: bool = True,
     ) -> Outcome:
         self.runs += 1
-        direct = side == "direct"
+        direct = side.startswith("direct")
         # the original design's server counts as "gateway" in its runs
         pids = {"gateway": pids["original" if side == "original" else "gateway"],
                 "elasticsearch": pids["elasticsearch"]}  # fmt: skip
         plan = Plan(
             host="127.0.0.1",
-            port={"direct": self.es_port, "original": self.original_port}.get(side, self.port),
-            conns=self.direct_conns(load) if direct else self.gateway_conns(load, side),
+            port=self.es_port
+            if direct
+            else self.original_port
+            if side == "original"
+            else self.port,
+            conns=(
+                self.direct_conns(load, side.partition(" ")[2] or GATEWAY_IDS)
+                if direct
+                else self.gateway_conns(load, side)
+            ),
             gzip=load.osquery and not direct,
             direct=direct,
             first_number=self.runs * 10**8,
+            time_mark=b"%d" % TIME_MARK,
             warmup=warmup,
             seconds=seconds,
             pids=pids,
         )
         spy = None
-        if self.py_spy and side == "gateway" and self.logdir:
+        if self.py_spy and profile and side == "gateway" and self.logdir:
             raw = self.logdir / f"profile-{load.key}-{self.runs}.txt"
             spy = subprocess.Popen(
                 [self.py_spy, "record", "--pid", str(pids["gateway"][0]), "--subprocesses",
@@ -474,6 +513,18 @@ def report(results: dict[tuple[str, str], list[Outcome]], loads: list[Load]) -> 
             f"| {statistics.median(o.rows_per_bulk for o in gw):.0f} / "
             f"{statistics.median(o.rows_per_bulk for o in dr):.0f} |"
         )
+    shapes = sorted({side.partition(" ")[2] for _, side in results if side.startswith("direct ")})
+    if shapes:
+        print()
+        print("| load | direct `_bulk` ids | rows/s | ES CPU µs per row |")
+        print("|---|---|---|---|")
+        for load in loads:
+            for ids in [GATEWAY_IDS, *shapes]:
+                runs = results[(load.key, "direct" if ids == GATEWAY_IDS else f"direct {ids}")]
+                rate = [div(o.rows, o.seconds) for o in runs]
+                es_row = [div(o.cpu["elasticsearch"] * 1e6, o.rows) for o in runs]
+                print(f"| {load.label} | {ID_SHAPES[ids]} | {spread(rate)} "
+                      f"| {spread(es_row)} |")  # fmt: skip
     originals = [ld for ld in loads if (ld.key, "original") in results]
     if not originals:
         return
@@ -500,17 +551,26 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     ap.add_argument("--seconds", type=float, default=20, help="measured seconds per run")
     ap.add_argument("--warmup", type=float, default=3, help="unmeasured seconds before each run")
+    ap.add_argument(
+        "--warm-pass",
+        type=float,
+        default=10,
+        help="unmeasured seconds per side before the first round (default 10)",
+    )
     ap.add_argument("--load", action="append", choices=[ld.key for ld in LOADS],
                     help="run only this load (repeatable; default: all three)")  # fmt: skip
     ap.add_argument("--workers", type=int, help="instead of the role's default")
     ap.add_argument("--threads", type=int, help="instead of the role's default")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s")
     ap.add_argument("--py-spy", metavar="PATH", help="profile every gateway run with py-spy")
+    ap.add_argument("--direct-ids", action="append", default=[],
+                    choices=[k for k in ID_SHAPES if k != GATEWAY_IDS],
+                    help="also run direct _bulk with ids of this shape (repeatable)")  # fmt: skip
     ap.add_argument("--no-original", action="store_true",
                     help="skip the original design's baseline on the 200-row load")  # fmt: skip
     args = ap.parse_args()
     if args.quick:
-        args.rounds, args.seconds, args.warmup = 1, 2.0, 1.0
+        args.rounds, args.seconds, args.warmup, args.warm_pass = 1, 2.0, 1.0, 1.0
     loads = [ld for ld in LOADS if not args.load or ld.key in args.load]
 
     prefix = "bench" + uuid.uuid4().hex[:8]
@@ -536,9 +596,17 @@ def main() -> int:
                         original_server(es_url, f"{prefix}-original", Path(tmp), workers, threads)
                     )
                 bench = Bench(es, es_url, prefix, port, original_port=original_port,
-                              py_spy=args.py_spy, logdir=Path(tmp))  # fmt: skip
+                              id_shapes=tuple(args.direct_ids), py_spy=args.py_spy,
+                              logdir=Path(tmp))  # fmt: skip
                 for load in loads:
                     bench.enroll(load)
+                # One unmeasured pass first: a fresh node's first seconds of indexing (JIT,
+                # new indices) ran at half the rate, which made the first round's first
+                # side look twice as costly as the same side in later rounds.
+                for load in loads:
+                    for side in bench.sides(load, 0):
+                        if args.warm_pass:
+                            bench.run(load, side, args.warm_pass, 0, pids, profile=False)
                 results: dict[tuple[str, str], list[Outcome]] = {}
                 for r in range(args.rounds):
                     for load in loads:
@@ -546,7 +614,7 @@ def main() -> int:
                             out = bench.run(load, side, args.seconds, args.warmup, pids)
                             results.setdefault((load.key, side), []).append(out)
                             print(
-                                f"round {r + 1}: {load.key:12s} {side:8s} "
+                                f"round {r + 1}: {load.key:12s} {side:15s} "
                                 f"{out.rows / out.seconds:8.0f} rows/s "
                                 f"{out.requests / out.seconds:7.0f} req/s, CPU server "
                                 f"{out.cpu['gateway']:.1f}s ES {out.cpu['elasticsearch']:.1f}s"

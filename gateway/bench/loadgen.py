@@ -4,7 +4,9 @@ Run by the benchmark as ``python loadgen.py`` with a pickled :class:`Plan` on st
 one JSON object (:class:`Outcome`) on stdout. Kept light so that what it costs can be
 reported and checked: request bytes are built by joining pre-encoded parts around a
 10-digit request number (which makes every row of every request unique, so nothing is a
-duplicate), and responses are parsed only as far as status, length and the stored count.
+duplicate), the rows' time is the second of sending (as a fleet's rows are: osquery sends
+what it ran seconds ago), direct ``_bulk`` bodies get a fresh id per document, and
+responses are parsed only as far as status, length and the stored count.
 
 CPU of the measured processes (gateway, Elasticsearch) is read from /proc at the start and
 end of the measured window, so requests, rows and CPU cover the same seconds.
@@ -12,12 +14,14 @@ end of the measured window, so requests, rows and CPU cover the same seconds.
 
 from __future__ import annotations
 
+import binascii
 import json
 import os
 import pickle
 import re
 import selectors
 import socket
+import struct
 import sys
 import time
 import zlib
@@ -25,6 +29,24 @@ from dataclasses import asdict, dataclass, field
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _STORED = re.compile(rb'"stored_count":\s*(\d+)')
+ID_MARK = b"QQDOCIDQQ"  # in a direct _bulk body: replaced by a fresh id per document
+_B64URL = bytes.maketrans(b"+/", b"-_")
+
+
+def fresh_ids(shape: str, count: int, second: int) -> list[bytes]:
+    """``count`` new document ids of a shape: "hex" (40 random hex digits, as the
+    gateway's SHA-256 ids are) or "time-led" (URL-safe base64 of ``second``, 4 bytes
+    big-endian, and 16 random bytes: ids whose order follows time, so that Lucene can
+    rule out older segments when it looks an id up)."""
+    if shape == "hex":
+        text = os.urandom(20 * count).hex().encode()
+        return [text[i : i + 40] for i in range(0, 40 * count, 40)]
+    lead = struct.pack(">I", second)
+    noise = os.urandom(16 * count)
+    return [
+        binascii.b2a_base64(lead + noise[i : i + 16], newline=False).translate(_B64URL)[:27]
+        for i in range(0, 16 * count, 16)
+    ]
 
 
 @dataclass
@@ -34,6 +56,7 @@ class Conn:
     head: bytes
     parts: list[bytes]
     rows: int  # rows in one request (for direct _bulk, where nothing reports a count)
+    ids: str = ""  # direct _bulk: each ID_MARK becomes a fresh id of this shape (fresh_ids)
 
 
 @dataclass
@@ -44,6 +67,7 @@ class Plan:
     gzip: bool
     direct: bool  # True: responses are Elasticsearch _bulk answers
     first_number: int
+    time_mark: bytes  # the rows' time in the templates: replaced by the second of sending
     warmup: float
     seconds: float
     pids: dict[str, list[int]]  # label -> process ids whose CPU is reported
@@ -88,7 +112,16 @@ class Client:
         self.sent_at = 0.0
 
     def start(self, number: int) -> None:
+        second = int(time.time())
         body = f"{number:010d}".encode().join(self.conn.parts)
+        body = body.replace(self.plan.time_mark, b"%d" % second)
+        if self.conn.ids:
+            pieces = body.split(ID_MARK)
+            ids = fresh_ids(self.conn.ids, len(pieces) - 1, second)
+            joined = [pieces[0]]
+            for id_, piece in zip(ids, pieces[1:], strict=True):
+                joined += (id_, piece)
+            body = b"".join(joined)
         if self.plan.gzip:
             c = zlib.compressobj(1, zlib.DEFLATED, 31)
             body = c.compress(body) + c.flush()
