@@ -11,8 +11,8 @@ every agent busy for --seconds and measures:
   * gateway: registered agents (or enrolled osquery hosts) posting to the gateway;
   * direct:  the same number of clients posting ``_bulk`` with the same documents
     (same index, same template, ids of the same shape as the gateway's) straight to
-    the node. ``--direct-ids`` adds direct sides with other
-    id shapes, to show what the id shape costs Elasticsearch.
+    the node. ``--direct-ids`` adds direct sides with other id shapes, to show what the
+    id shape costs Elasticsearch.
 
   * original: on the 200-row load, the same agents and bodies posted to a stand-in for
     the original Flock server's design (original_design.py: one search to authenticate,
@@ -241,7 +241,7 @@ def rows_template(host: str, n: int, name: str) -> list[dict]:
                 "bundle_identifier": f"com.example.app{MARK}.{i}",
                 "bundle_short_version": f"1.{i}",
                 "bundle_version": f"{i}.0",
-                "last_opened_time": str(unix - i - 1),
+                "last_opened_time": str(unix - i),
             },
             "action": "added",
         }
@@ -307,6 +307,7 @@ class Bench:
         self.port = port
         self.original_port = original_port
         self.id_shapes = id_shapes  # direct sides beside the one with the gateway's shape
+        self.ports = {"original": original_port}  # the sides not on the gateway's port
         # (side, load key) -> (host, credential); side "gateway" or "original"
         self.agents: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.runs = 0
@@ -402,11 +403,7 @@ class Bench:
                 "elasticsearch": pids["elasticsearch"]}  # fmt: skip
         plan = Plan(
             host="127.0.0.1",
-            port=self.es_port
-            if direct
-            else self.original_port
-            if side == "original"
-            else self.port,
+            port=self.es_port if direct else self.ports.get(side, self.port),
             conns=(
                 self.direct_conns(load, side.partition(" ")[2] or GATEWAY_IDS)
                 if direct
@@ -603,10 +600,9 @@ def main() -> int:
                 # One unmeasured pass first: a fresh node's first seconds of indexing (JIT,
                 # new indices) ran at half the rate, which made the first round's first
                 # side look twice as costly as the same side in later rounds.
-                for load in loads:
+                for load in loads if args.warm_pass else ():
                     for side in bench.sides(load, 0):
-                        if args.warm_pass:
-                            bench.run(load, side, args.warm_pass, 0, pids, profile=False)
+                        bench.run(load, side, args.warm_pass, 0, pids, profile=False)
                 results: dict[tuple[str, str], list[Outcome]] = {}
                 for r in range(args.rounds):
                     for load in loads:
