@@ -8,8 +8,9 @@ every node of one cluster, registers an agent, then until --stop-file exists:
   with 429/503 or a failed connection is resent as is, as a real agent does: the gateway's
   ids make a resend land on the same documents); a row counts as acknowledged once its
   batch got 200;
-- a sampler asks every node for /_cluster/health twice a second and keeps the answer of the
-  first node that has a master (a node that is down or still joining cannot say).
+- a sampler asks every node for /_cluster/health twice a second and keeps the status and
+  node count of the first node that has a master (a node that is down or still joining
+  cannot say).
 
 Then writes --out (JSON): the agent, acknowledged rows, resends, health samples. The
 scenario's tests compare that with what Elasticsearch stored.
@@ -128,7 +129,7 @@ def writer(gw: str, user: str, token: str, stop: Path, out: dict) -> None:
 
 def sampler(es_urls: list[str], stop: Path, samples: list) -> None:
     while not stop.exists():
-        status = "unavailable"
+        status, nodes = "unavailable", None
         for url in es_urls:
             try:
                 # Generous: on a loaded build machine a healthy node can take seconds.
@@ -136,9 +137,9 @@ def sampler(es_urls: list[str], stop: Path, samples: list) -> None:
             except OSError:
                 continue
             if code == 200:
-                status = body["status"]
+                status, nodes = body["status"], body["number_of_nodes"]
                 break
-        samples.append([round(time.time(), 2), status])
+        samples.append([round(time.time(), 2), status, nodes])
         time.sleep(0.5)
 
 

@@ -159,6 +159,14 @@ def test_cluster_never_red(phase, cluster):
     assert bad == []
 
 
+@pytest.mark.parametrize(("phase", "cluster"), RUNS)
+def test_one_node_down_at_a_time(phase, cluster):
+    """Elastic's order: the sampler saw each cluster one node short while a node was
+    stopped, and never two short (samples without a master carry no count)."""
+    counts = [s[2] for s in traffic(phase, cluster)["health_samples"] if s[2] is not None]
+    assert min(counts) == len(CLUSTERS[cluster]) - 1
+
+
 def test_downgrade_refused_and_nothing_changed():
     out = json.loads((TRAFFIC / "downgrade.json").read_text())
     assert out["rc"] != 0
