@@ -472,6 +472,19 @@ def div(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
 
+def rows_per_s(runs: list[Outcome]) -> list[float]:
+    return [div(o.rows, o.seconds) for o in runs]
+
+
+def us_per_row(runs: list[Outcome], process: str) -> list[float]:
+    """CPU µs per stored row of ``process`` ("gateway" or "elasticsearch"), per run."""
+    return [div(o.cpu[process] * 1e6, o.rows) for o in runs]
+
+
+def ratios(a: list[float], b: list[float]) -> list[float]:
+    return [div(x, y) for x, y in zip(a, b, strict=True)]
+
+
 def spread(values: list[float], fmt: str = ",.0f") -> str:
     mid = statistics.median(values)
     return f"{mid:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
@@ -487,15 +500,12 @@ def report(results: dict[tuple[str, str], list[Outcome]], loads: list[Load]) -> 
     print("|---|---|---|---|---|---|---|---|---|---|")
     for load in loads:
         gw, dr = results[(load.key, "gateway")], results[(load.key, "direct")]
-        gw_rate = [div(o.rows, o.seconds) for o in gw]
-        dr_rate = [div(o.rows, o.seconds) for o in dr]
-        ratio = [div(g, d) for g, d in zip(gw_rate, dr_rate, strict=True)]
+        gw_rate, dr_rate = rows_per_s(gw), rows_per_s(dr)
+        ratio = ratios(gw_rate, dr_rate)
         gw_ms = [div(o.cpu["gateway"] * 1000, o.requests) for o in gw]
         es_ms = [div(o.cpu["elasticsearch"] * 1000, o.requests) for o in gw]
-        es_row_gw = [div(o.cpu["elasticsearch"] * 1e6, o.rows) for o in gw]
-        es_row_dr = [div(o.cpu["elasticsearch"] * 1e6, o.rows) for o in dr]
-        gw_row = [div(o.cpu["gateway"] * 1e6, o.rows) for o in gw]
-        cpu_ratio = [div(g, d) for g, d in zip(gw_row, es_row_dr, strict=True)]
+        es_row_gw, es_row_dr = us_per_row(gw, "elasticsearch"), us_per_row(dr, "elasticsearch")
+        cpu_ratio = ratios(us_per_row(gw, "gateway"), es_row_dr)
         p99_gw = [pct(o.latencies_ms, 0.99) for o in gw]
         p99_dr = [pct(o.latencies_ms, 0.99) for o in dr]
         lg = [o.loadgen_cpu / o.seconds for o in gw]
@@ -518,10 +528,8 @@ def report(results: dict[tuple[str, str], list[Outcome]], loads: list[Load]) -> 
         for load in loads:
             for ids in [GATEWAY_IDS, *shapes]:
                 runs = results[(load.key, "direct" if ids == GATEWAY_IDS else f"direct {ids}")]
-                rate = [div(o.rows, o.seconds) for o in runs]
-                es_row = [div(o.cpu["elasticsearch"] * 1e6, o.rows) for o in runs]
-                print(f"| {load.label} | {ID_SHAPES[ids]} | {spread(rate)} "
-                      f"| {spread(es_row)} |")  # fmt: skip
+                print(f"| {load.label} | {ID_SHAPES[ids]} | {spread(rows_per_s(runs))} "
+                      f"| {spread(us_per_row(runs, 'elasticsearch'))} |")  # fmt: skip
     originals = [ld for ld in loads if (ld.key, "original") in results]
     if not originals:
         return
@@ -532,11 +540,10 @@ def report(results: dict[tuple[str, str], list[Outcome]], loads: list[Load]) -> 
     print("|---|---|---|---|---|")
     for load in originals:
         gw, og = results[(load.key, "gateway")], results[(load.key, "original")]
-        gw_rate = [div(o.rows, o.seconds) for o in gw]
-        og_rate = [div(o.rows, o.seconds) for o in og]
-        ratio = [div(g, o) for g, o in zip(gw_rate, og_rate, strict=True)]
-        og_us = [div(o.cpu["gateway"] * 1e6, o.rows) for o in og]
-        es_us = [div(o.cpu["elasticsearch"] * 1e6, o.rows) for o in og]
+        gw_rate, og_rate = rows_per_s(gw), rows_per_s(og)
+        ratio = ratios(gw_rate, og_rate)
+        # the original design's server counts as "gateway" in its runs
+        og_us, es_us = us_per_row(og, "gateway"), us_per_row(og, "elasticsearch")
         print(
             f"| {load.label} | {spread(gw_rate)} | {spread(og_rate)} | {spread(ratio, '.1f')} "
             f"| {statistics.median(og_us):.0f} / {statistics.median(es_us):.0f} |"

@@ -267,16 +267,13 @@ class DocumentBuilder:
         if stamp is None:
             self.expired += 1
             return None
-        seen = self._seen.get(kind)
-        if seen is None:
-            seen = self._seen[kind] = {}
-            self._hashers[kind] = _id_hasher(self.tag.username, kind)
+        seen, hasher = self._hasher(kind)
         occurrence = seen.get(canon, 0)
         seen[canon] = occurrence + 1
         index, timestamp, head = stamp
         source = {fields.TIMESTAMP: timestamp, fields.GATEWAY: self._gateway, CLIENT_KEY: row}
         line = None if data is None else b"%b%b}" % (head, data)
-        return Doc(index, _id(self._hashers[kind], canon, occurrence), source, line)
+        return Doc(index, _id(hasher, canon, occurrence), source, line)
 
     def _plain(self, kind: str, item: dict[str, Any], stamp: Stamp | None) -> Doc | None:
         canon = canonical_bytes(item)
@@ -284,14 +281,6 @@ class DocumentBuilder:
         # the canonical text is the row itself, keys sorted: stored as is, it spares a
         # second encoding of every row
         return self._make(kind, item, stamp, canon, canon)
-
-    def _unix_stamp(self, kind: str, item: dict[str, Any]) -> Stamp | None:
-        raw = item.get("unixTime")
-        key = (kind, raw)
-        stamps = self._stamps
-        if key in stamps if type(raw) is int or type(raw) is str else False:
-            return stamps[key]
-        return self._stamp(kind, raw, parse_epoch(raw))
 
     def _hasher(self, kind: str) -> tuple[dict[bytes, int], Any]:
         seen = self._seen.get(kind)
@@ -338,8 +327,6 @@ class DocumentBuilder:
                 continue
             occurrence = seen.get(canon, 0)
             seen[canon] = occurrence + 1
-            digest = hasher.copy()
-            digest.update(b"%b\x00%d\x00" % (canon, occurrence))
             index, timestamp, head = stamp
             # the canonical text is the row itself, keys sorted: stored as is, it spares
             # a second encoding of every row
@@ -348,7 +335,7 @@ class DocumentBuilder:
                     Doc,
                     (
                         index,
-                        digest.hexdigest()[:40],
+                        _id(hasher, canon, occurrence),
                         {fields.TIMESTAMP: timestamp, fields.GATEWAY: gateway, CLIENT_KEY: item},
                         b"%b%b}" % (head, canon),
                     ),

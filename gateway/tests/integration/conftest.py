@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from flock_gateway.app import create_app
@@ -41,3 +43,12 @@ def env(monkeypatch, es_url, prefix):
     monkeypatch.setenv("FLOCK_ES_HOSTS", es_url)
     monkeypatch.setenv("FLOCK_INDEX_PREFIX", prefix)
     return {"FLOCK_ES_HOSTS": es_url, "FLOCK_INDEX_PREFIX": prefix}
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """A local port with nothing listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

@@ -5,7 +5,6 @@ client's: a STAND-IN server (the open test node checks none) records what arrive
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -16,14 +15,6 @@ from flock_gateway.config import Config
 from flock_gateway.storage.bulk_http import BulkSender
 from flock_gateway.storage.client import make_client
 from flock_gateway.storage.results import _FILTER, AllCreated, bulk_items
-
-
-@pytest.fixture
-def dead_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 def body(index: str, ids: list[str]) -> bytes:

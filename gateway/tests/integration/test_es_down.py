@@ -2,7 +2,6 @@
 start-up error, and nothing lost once it is back."""
 
 import json
-import socket
 
 import pytest
 
@@ -12,16 +11,6 @@ from flock_gateway.services import EXTENSION_KEY
 from flock_gateway.storage.client import make_client
 
 from .helpers import basic, osquery_line, register, stored, submit
-
-
-@pytest.fixture
-def dead_url():
-    """A local port with nothing listening."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return f"http://127.0.0.1:{port}"
 
 
 def test_startup_error_when_unreachable(dead_url, prefix):

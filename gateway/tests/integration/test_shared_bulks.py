@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,15 +21,6 @@ from flock_gateway.services import EXTENSION_KEY
 from flock_gateway.storage.client import make_client
 
 from .helpers import osquery_line, register, stored, submit
-
-
-@pytest.fixture
-def dead_url() -> str:
-    """A local port with nothing listening."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 def together(calls: list[Callable[[], Any]]) -> list[Any]:
