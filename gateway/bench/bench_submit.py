@@ -190,6 +190,13 @@ def serving(
         proc.wait(30)
 
 
+def gateway_env(es_url: str, prefix: str) -> dict[str, str]:
+    """The gateway's configuration for a bench run (FLOCK_* environment variables)."""
+    return {"FLOCK_ES_HOSTS": es_url, "FLOCK_INDEX_PREFIX": prefix, "FLOCK_LOG_LEVEL": "INFO",
+            "FLOCK_ENROLL_SECRETS": ENROLL_SECRET,
+            "FLOCK_REGISTER_REQUIRES_SECRET": "false"}  # fmt: skip
+
+
 @contextlib.contextmanager
 def gunicorn(
     es_url: str, prefix: str, logdir: Path, workers: int | None, threads: int | None
@@ -198,9 +205,7 @@ def gunicorn(
     conf_text, workers, threads = role_gunicorn_conf(port, logdir, workers, threads)
     conf = logdir / "gunicorn.conf.py"
     conf.write_text(conf_text)
-    env = {**os.environ, "FLOCK_ES_HOSTS": es_url, "FLOCK_INDEX_PREFIX": prefix,
-           "FLOCK_LOG_LEVEL": "INFO", "FLOCK_ENROLL_SECRETS": ENROLL_SECRET,
-           "FLOCK_REGISTER_REQUIRES_SECRET": "false"}  # fmt: skip
+    env = {**os.environ, **gateway_env(es_url, prefix)}
     cmd = [sys.executable, "-m", "gunicorn", "--config", str(conf)]
     with serving(cmd, env, logdir / "gunicorn.out", port, workers) as pids:
         yield port, pids, workers, threads

@@ -125,23 +125,49 @@ def _check_parsed(value: Any) -> None:
         if plain(map(type, children)):
             continue
         leaf_ok = depth + 1 < MAX_DEPTH
+        row_ok = depth + 2 < MAX_DEPTH
         for child in children:
             kind = type(child)
             if kind is dict:
-                # the common leaf (a row's columns): a flat object of known names is
-                # checked here, without a trip through the stack
-                if (
-                    leaf_ok
-                    and len(child) <= MAX_KEYS_PER_OBJECT
-                    and keys_ok.issuperset(child)
-                    and plain(map(type, child.values()))
-                ):
+                # the common objects (a row, its columns) are checked here, without a
+                # trip through the stack
+                if _row(child, keys_ok) if row_ok else leaf_ok and _flat(child, keys_ok):
                     continue
                 stack.append((child, depth + 1))
             elif kind is list:
                 stack.append((child, depth + 1))
             elif kind is float:
                 _check_float(child)
+
+
+def _flat(node: dict[str, Any], keys_ok: set[str]) -> bool:
+    """An object of known names and plain values (a row's columns): nothing to check."""
+    return (
+        len(node) <= MAX_KEYS_PER_OBJECT
+        and keys_ok.issuperset(node)
+        and _PLAIN.issuperset(map(type, node.values()))
+    )
+
+
+def _row(node: dict[str, Any], keys_ok: set[str]) -> bool:
+    """An object of known names whose values are plain or flat objects (a result line):
+    nothing to check. Anything else is left to the stack."""
+    if len(node) > MAX_KEYS_PER_OBJECT or not keys_ok.issuperset(node):
+        return False
+    plain = _PLAIN
+    for value in node.values():
+        kind = type(value)
+        if kind is dict:
+            # _flat, inline: a call per row's object was a tenth of this check
+            if not (
+                len(value) <= MAX_KEYS_PER_OBJECT
+                and keys_ok.issuperset(value)
+                and plain.issuperset(map(type, value.values()))
+            ):
+                return False
+        elif kind not in plain:
+            return False
+    return True
 
 
 def _check_float(value: Any) -> None:

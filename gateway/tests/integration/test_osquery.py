@@ -194,6 +194,27 @@ def test_gzip_and_a_full_1024_line_batch(oclient, es, prefix):
     assert res.status_code == 413
 
 
+def test_a_line_beyond_the_line_limit_is_413(es_url, prefix, storage, es):
+    # lines are measured one by one only in a body larger than the limit: both sides
+    cfg = Config(es_hosts=(es_url,), index_prefix=prefix, enroll_secrets=(SECRET,),
+                 osquery_max_line_bytes=4096)  # fmt: skip
+    client = create_app(cfg).test_client()
+    key = enroll(client)["node_key"]
+    name = sorted(SCHEDULE.names)[0]
+    small = [result_line(name, counter=i, columns={"pad": "p" * 1000}) for i in range(8)]
+    big = result_line(name, counter=99, columns={"pad": "p" * 5000})
+    for data in ([*small, big], [big], [json.dumps(big)]):
+        res, out = post(client, "/osquery/log", {"node_key": key, "log_type": "result",
+                                                 "data": data})  # fmt: skip
+        assert res.status_code == 413, data
+        assert "line limit" in out["error_msg"]
+    assert stored(es, prefix) == []
+    res, out = post(client, "/osquery/log", {"node_key": key, "log_type": "result",
+                                             "data": small})  # fmt: skip
+    assert res.status_code == 200
+    assert out["stored_count"] == 8
+
+
 def test_gzip_bomb_is_413(oclient):
     key = enroll(oclient)["node_key"]
     inner = (

@@ -30,6 +30,21 @@ BODIES = [
     b'{"emoji":"\xf0\x9f\xa6\x86","ctl":"\\u0000\\u001f"}',
 ]
 
+# Result-line shapes (an object of scalars and flat objects) are checked without the walk
+# of the rest: at every depth around the limit, with what must still be looked at closer
+# (a float, a bad name, too many names, one more level) in the row or in its columns.
+ROWS = [
+    b'{"name":"q","n":1,"columns":{"path":"/x","v":null}}',
+    b'{"name":"q","columns":{"v":1e19}}',
+    b'{"name":1e19,"columns":{"v":"x"}}',
+    b'{"name":"q","columns":{"a..b":"x"}}',
+    b'{"a..b":"q","columns":{"v":"x"}}',
+    b'{"name":"q","columns":{"v":{"deeper":"x"}}}',
+    b'{"name":"q","columns":{"v":["x"]}}',
+    b'{"name":"q","columns":' + b"{%b}" % b",".join(b'"c%d":1' % i for i in range(1001)) + b"}",
+]
+BODIES += [b"[" * depth + row + b"]" * depth for row in ROWS for depth in range(4, 8)]
+
 
 def reference(body: bytes):
     try:

@@ -249,20 +249,24 @@ def _longer_than(line: Any, limit: int) -> bool:
     return len(json.dumps(line, ensure_ascii=False)) > limit
 
 
-def _lines(svc: Services, data: Any) -> list[dict[str, Any]]:
+def _lines(svc: Services, data: Any, body_size: int) -> list[dict[str, Any]]:
     if not isinstance(data, list):
         raise BadRequest("data must be an array")
     if len(data) > svc.config.osquery_max_lines:
         raise PayloadTooLarge(f"more than {svc.config.osquery_max_lines} lines in one request")
+    limit = svc.config.osquery_max_line_bytes
+    # no line of a body within the limit can be beyond it: the usual body is, and its
+    # lines are not measured one by one (a JSON encoding per line)
+    measure = body_size > limit
     lines = []
     for i, raw in enumerate(data):
         if isinstance(raw, str):  # some osquery versions send each line as a JSON string
-            if len(raw) > svc.config.osquery_max_line_bytes:
+            if len(raw) > limit:
                 raise PayloadTooLarge(f"line {i} is larger than the line limit")
             line = parse_json(raw.encode("utf-8", "surrogatepass"))
         else:
             line = raw
-            if _longer_than(line, svc.config.osquery_max_line_bytes):
+            if measure and _longer_than(line, limit):
                 raise PayloadTooLarge(f"line {i} is larger than the line limit")
         if not isinstance(line, dict):
             raise BadRequest(f"Item {i} is not an object")
@@ -316,7 +320,7 @@ def log_endpoint() -> Response:
     log_type = data.get("log_type")
     if log_type not in ("result", "status"):
         raise BadRequest("log_type must be 'result' or 'status'")
-    lines = _lines(svc, data.get("data"))
+    lines = _lines(svc, data.get("data"), g.body_size)
     if _names_other_host(agent, lines):
         # the laptop's identity changed (e.g. its host_identifier flag): re-enroll
         log.info("osquery rows name another host", extra={"agent": agent.username})
