@@ -14,9 +14,15 @@ every agent busy for --seconds and measures:
     the node. ``--direct-ids`` adds direct sides with other id shapes, to show what the
     id shape costs Elasticsearch.
 
+  * floor: on the /submit loads, the same requests posted to gunicorn and Flask alone
+    (framework_floor.py: read and parse the body, answer JSON; no checks, no storage)
+    under the role's gunicorn configuration: what serving a request costs before the
+    gateway does any work of its own.
+
   * original: on the 200-row load, the same agents and bodies posted to a stand-in for
     the original Flock server's design (original_design.py: one search to authenticate,
-    one index call per row) under gunicorn with the same workers and threads.
+    one index call per row) under gunicorn with the role's configuration, as the
+    gateway (same worker class, workers and threads or connections).
 
 Loads: /submit 200-row batches x 32 agents, /submit 5-row batches x 200 agents,
 /osquery/log 1024-line gzip batches x 8 hosts. CPU per request is split into gateway
@@ -96,11 +102,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def role_gunicorn_conf(
-    port: int, logdir: Path, workers: int | None = None, threads: int | None = None
-) -> tuple[str, int, int]:
-    """The role's gunicorn.conf.py rendered with its defaults for this machine, with
-    bench overrides appended (plain HTTP on 127.0.0.1, gunicorn's own log to a file)."""
+@dataclass(frozen=True)
+class Shape:
+    """Overrides of the role's worker settings (None: the role's default)."""
+
+    worker_class: str | None = None
+    workers: int | None = None
+    threads: int | None = None
+    connections: int | None = None
+
+
+def role_gunicorn_conf(port: int, logdir: Path, shape: Shape) -> tuple[str, str]:
+    """The role's gunicorn.conf.py rendered with its defaults for this machine (and
+    ``shape``'s overrides), with bench settings appended (plain HTTP on 127.0.0.1,
+    gunicorn's own log to a file); and the worker shape, as in "gevent 5 x 128"."""
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     # renders a Python config file, not HTML
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)  # noqa: S701
@@ -114,10 +129,11 @@ def role_gunicorn_conf(
         gateway_bind_address="127.0.0.1",
         gateway_port=port,
     )
-    if workers:
-        values["gateway_workers"] = workers
-    if threads:
-        values["gateway_threads"] = threads
+    for name, value in (("gateway_worker_class", shape.worker_class),
+                        ("gateway_workers", shape.workers), ("gateway_threads", shape.threads),
+                        ("gateway_worker_connections", shape.connections)):  # fmt: skip
+        if value:
+            values[name] = value
     text = env.from_string((ROLE / "templates" / "gunicorn.conf.py.j2").read_text()).render(
         **values
     )
@@ -125,7 +141,9 @@ def role_gunicorn_conf(
         "\n# bench overrides\ncertfile = None\nkeyfile = None\nworker_tmp_dir = None\n"
         f"errorlog = {str(logdir / 'error.log')!r}\n"
     )
-    return text, int(values["gateway_workers"]), int(values["gateway_threads"])
+    gevent = values["gateway_worker_class"] == "gevent"
+    each = values["gateway_worker_connections" if gevent else "gateway_threads"]
+    return text, f"{values['gateway_worker_class']} {values['gateway_workers']} x {each}"
 
 
 def children(pid: int) -> list[int]:
@@ -199,30 +217,31 @@ def gateway_env(es_url: str, prefix: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def gunicorn(
-    es_url: str, prefix: str, logdir: Path, workers: int | None, threads: int | None
-) -> Iterator[tuple[int, list[int], str]]:
+    es_url: str, prefix: str, logdir: Path, shape: Shape
+) -> Iterator[tuple[int, list[int], int, str]]:
     port = free_port()
-    conf_text, workers, threads = role_gunicorn_conf(port, logdir, workers, threads)
+    conf_text, label = role_gunicorn_conf(port, logdir, shape)
+    workers = int(label.split()[1])
     conf = logdir / "gunicorn.conf.py"
     conf.write_text(conf_text)
     env = {**os.environ, **gateway_env(es_url, prefix)}
     cmd = [sys.executable, "-m", "gunicorn", "--config", str(conf)]
     with serving(cmd, env, logdir / "gunicorn.out", port, workers) as pids:
-        yield port, pids, workers, threads
+        yield port, pids, workers, label
 
 
 @contextlib.contextmanager
-def original_server(
-    es_url: str, index: str, logdir: Path, workers: int, threads: int
+def beside(
+    app: str, logdir: Path, workers: int, env: dict[str, str] | None = None
 ) -> Iterator[tuple[int, list[int]]]:
-    """The original design's stand-in under gunicorn, with the gateway's workers and threads."""
+    """A bench app module (``framework_floor:create_app()``, ``original_design:...``) under
+    gunicorn with the role's configuration as the gateway has it (its rendered
+    gunicorn.conf.py, already in ``logdir``), on a port of its own."""
     port = free_port()
-    env = {**os.environ, "ORIGINAL_ES_URL": es_url, "ORIGINAL_INDEX": index}
-    cmd = [sys.executable, "-m", "gunicorn", "--chdir", str(Path(__file__).parent),
-           "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
-           "--workers", str(workers), "--threads", str(threads),
-           "original_design:create_app()"]  # fmt: skip
-    with serving(cmd, env, logdir / "original.out", port, workers) as pids:
+    cmd = [sys.executable, "-m", "gunicorn", "--config", str(logdir / "gunicorn.conf.py"),
+           "--bind", f"127.0.0.1:{port}", "--chdir", str(Path(__file__).parent), app]  # fmt: skip
+    log = logdir / f"{app.partition(':')[0]}.out"
+    with serving(cmd, {**os.environ, **(env or {})}, log, port, workers) as pids:
         yield port, pids
 
 
@@ -300,6 +319,7 @@ class Bench:
         port: int,
         *,
         original_port: int | None = None,
+        floor_port: int | None = None,
         id_shapes: tuple[str, ...] = (),
         py_spy: str | None = None,
         logdir: Path | None = None,
@@ -312,7 +332,8 @@ class Bench:
         self.port = port
         self.original_port = original_port
         self.id_shapes = id_shapes  # direct sides beside the one with the gateway's shape
-        self.ports = {"original": original_port}  # the sides not on the gateway's port
+        # the sides not on the gateway's port
+        self.ports = {"original": original_port, "floor": floor_port}
         # (side, load key) -> (host, credential); side "gateway" or "original"
         self.agents: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.runs = 0
@@ -355,9 +376,10 @@ class Bench:
             self.agents[("original", load.key)] = originals
 
     def gateway_conns(self, load: Load, side: str) -> list[Conn]:
-        port = self.original_port if side == "original" else self.port
+        port = self.ports.get(side) or self.port
         conns = []
-        for host, cred in self.agents[(side, load.key)]:
+        # the floor is sent the gateway's requests (it reads no credentials)
+        for host, cred in self.agents[("original" if side == "original" else "gateway", load.key)]:
             if load.osquery:
                 rows = rows_template(host, load.rows, OSQUERY_QUERY)
                 body = json.dumps({"node_key": cred, "log_type": "result", "data": rows})
@@ -389,6 +411,8 @@ class Bench:
         sides = ["gateway", "direct", *(f"direct {ids}" for ids in self.id_shapes)]
         if self.original_port and load.key == ORIGINAL_LOAD:
             sides.append("original")
+        if self.ports["floor"] and not load.osquery:
+            sides.append("floor")
         return sides if round_ % 2 == 0 else sides[::-1]
 
     def run(
@@ -403,8 +427,8 @@ class Bench:
     ) -> Outcome:
         self.runs += 1
         direct = side.startswith("direct")
-        # the original design's server counts as "gateway" in its runs
-        pids = {"gateway": pids["original" if side == "original" else "gateway"],
+        # the original design's server and the floor count as "gateway" in their runs
+        pids = {"gateway": pids[side if side in ("original", "floor") else "gateway"],
                 "elasticsearch": pids["elasticsearch"]}  # fmt: skip
         plan = Plan(
             host="127.0.0.1",
@@ -535,6 +559,20 @@ def report(results: dict[tuple[str, str], list[Outcome]], loads: list[Load]) -> 
                 runs = results[(load.key, "direct" if ids == GATEWAY_IDS else f"direct {ids}")]
                 print(f"| {load.label} | {ID_SHAPES[ids]} | {spread(rows_per_s(runs))} "
                       f"| {spread(us_per_row(runs, 'elasticsearch'))} |")  # fmt: skip
+    floors = [ld for ld in loads if (ld.key, "floor") in results]
+    if floors:
+        print()
+        print("| load | CPU ms per request: gunicorn + Flask alone (floor) | the gateway "
+              "| the gateway's own (gateway - floor) |")  # fmt: skip
+        print("|---|---|---|---|")
+        for load in floors:
+            gw_ms, fl_ms = (
+                [div(o.cpu["gateway"] * 1000, o.requests) for o in results[(load.key, side)]]
+                for side in ("gateway", "floor")
+            )
+            own = [g - f for g, f in zip(gw_ms, fl_ms, strict=True)]
+            print(f"| {load.label} | {spread(fl_ms, '.2f')} | {spread(gw_ms, '.2f')} "
+                  f"| {spread(own, '.2f')} |")  # fmt: skip
     originals = [ld for ld in loads if (ld.key, "original") in results]
     if not originals:
         return
@@ -568,13 +606,18 @@ def main() -> int:
     )
     ap.add_argument("--load", action="append", choices=[ld.key for ld in LOADS],
                     help="run only this load (repeatable; default: all three)")  # fmt: skip
+    ap.add_argument("--worker-class", choices=["gevent", "gthread"],
+                    help="instead of the role's default")  # fmt: skip
     ap.add_argument("--workers", type=int, help="instead of the role's default")
-    ap.add_argument("--threads", type=int, help="instead of the role's default")
+    ap.add_argument("--threads", type=int, help="gthread: instead of the role's default")
+    ap.add_argument("--connections", type=int, help="gevent: instead of the role's default")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s")
     ap.add_argument("--py-spy", metavar="PATH", help="profile every gateway run with py-spy")
     ap.add_argument("--direct-ids", action="append", default=[],
                     choices=[k for k in ID_SHAPES if k != GATEWAY_IDS],
                     help="also run direct _bulk with ids of this shape (repeatable)")  # fmt: skip
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip gunicorn + Flask alone (framework_floor.py)")  # fmt: skip
     ap.add_argument("--no-original", action="store_true",
                     help="skip the original design's baseline on the 200-row load")  # fmt: skip
     args = ap.parse_args()
@@ -594,17 +637,24 @@ def main() -> int:
             print("cannot find the Elasticsearch process: its CPU is not reported")
         try:
             with contextlib.ExitStack() as servers:
-                port, gw_pids, workers, threads = servers.enter_context(
-                    gunicorn(es_url, prefix, Path(tmp), args.workers, args.threads)
+                wanted = Shape(args.worker_class, args.workers, args.threads, args.connections)
+                port, gw_pids, workers, shape = servers.enter_context(
+                    gunicorn(es_url, prefix, Path(tmp), wanted)
                 )
-                shape = f"gthread {workers} x {threads}"
                 pids = {"gateway": gw_pids, "elasticsearch": [es_pid] if es_pid else []}
                 original_port = None
                 if not args.no_original and any(ld.key == ORIGINAL_LOAD for ld in loads):
+                    env = {"ORIGINAL_ES_URL": es_url, "ORIGINAL_INDEX": f"{prefix}-original"}
                     original_port, pids["original"] = servers.enter_context(
-                        original_server(es_url, f"{prefix}-original", Path(tmp), workers, threads)
+                        beside("original_design:create_app()", Path(tmp), workers, env)
+                    )
+                floor_port = None
+                if not args.no_floor and not all(ld.osquery for ld in loads):
+                    floor_port, pids["floor"] = servers.enter_context(
+                        beside("framework_floor:create_app()", Path(tmp), workers)
                     )
                 bench = Bench(es, es_url, prefix, port, original_port=original_port,
+                              floor_port=floor_port,
                               id_shapes=tuple(args.direct_ids), py_spy=args.py_spy,
                               logdir=Path(tmp))  # fmt: skip
                 for load in loads:

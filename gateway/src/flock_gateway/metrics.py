@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
+from collections.abc import Mapping
 
 _HELP = {
     "flock_rows_stored_total": "Rows stored (including resent duplicates), by API.",
@@ -16,6 +17,8 @@ _HELP = {
     "flock_rows_expired_total": "Rows older than the retention period, not stored.",
     "flock_enroll_total": "osquery enrollment attempts, by result.",
     "flock_node_invalid_total": "osquery requests answered node_invalid, by endpoint.",
+    "flock_bulks_total": "Bulk requests to Elasticsearch (concurrent requests' rows share them).",
+    "flock_bulk_rows_total": "Rows sent in those bulk requests.",
 }
 
 
@@ -35,10 +38,12 @@ class Metrics:
         with self._lock:
             return self._counts[(name, tuple(sorted(labels.items())))]
 
-    def render(self) -> str:
+    def render(self, more: Mapping[str, int] | None = None) -> str:
+        """The counters, and ``more`` (counters kept elsewhere, by name) after them."""
         pid = str(os.getpid())
         with self._lock:
             items = sorted(self._counts.items())
+        items += [((name, ()), value) for name, value in (more or {}).items()]
         lines: list[str] = []
         seen: set[str] = set()
         for (name, labels), value in items:

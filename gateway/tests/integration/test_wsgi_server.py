@@ -1,8 +1,10 @@
-"""The gateway under gunicorn (gthread), driven by the README's curl examples."""
+"""The gateway under gunicorn with the worker class the role deploys (gevent), driven by
+the README's curl examples, and by concurrent agents whose rows share bulk requests."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -10,12 +12,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .helpers import stored
+from .helpers import basic, osquery_line, register, stored
 
 
 def free_port() -> int:
@@ -24,11 +28,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def gunicorn_cmd(port: int) -> list[str]:
+def gunicorn_cmd(port: int, workers: int = 2) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn",
         "--bind", f"127.0.0.1:{port}",
-        "--worker-class", "gthread", "--workers", "2", "--threads", "4",
+        "--worker-class", "gevent", "--workers", str(workers), "--worker-connections", "64",
         "--timeout", "60",
         "flock_gateway.wsgi:app",
     ]  # fmt: skip
@@ -49,23 +53,29 @@ def wait_for(port: int, proc: subprocess.Popen, log: Path, attempts: int = 300) 
     pytest.fail(f"gunicorn did not answer:\n{log.read_text()}")
 
 
-@pytest.fixture
-def server(env, storage, tmp_path):
+@contextlib.contextmanager
+def serving(env: dict[str, str], log: Path, workers: int = 2) -> Iterator[int]:
     port = free_port()
-    log = tmp_path / "gunicorn.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            gunicorn_cmd(port),
+            gunicorn_cmd(port, workers),
             env={**os.environ, **env},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     try:
         wait_for(port, proc, log)
-        yield port, log
+        yield port
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@pytest.fixture
+def server(env, storage, tmp_path):
+    log = tmp_path / "gunicorn.log"
+    with serving(env, log) as port:
+        yield port, log
 
 
 def curl(*args: str) -> tuple[int, dict]:
@@ -211,3 +221,41 @@ def test_every_error_is_json_even_the_servers_own(server):
         answer = json.loads(body)
         assert answer["error"] is True
         assert answer["error_msg"]
+
+
+def test_concurrent_agents_share_bulks_and_get_their_own_answers(
+    env, storage, client, es, prefix, tmp_path
+):
+    """40 agents post 5 rows each at once to one worker: every one gets its own 200 and
+    count, every row is stored once, and the worker sent them in fewer bulks than
+    requests (its /metrics says how many)."""
+    agents = [f"agent-{i}" for i in range(40)]
+    headers = {name: basic(name, register(client, name)) for name in agents}
+    barrier = threading.Barrier(len(agents))
+    answers: dict[str, tuple[int, dict]] = {}
+
+    def post(port: int, name: str) -> None:
+        rows = [osquery_line(name, counter=i) for i in range(5)]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        barrier.wait()
+        conn.request("POST", "/submit", body=json.dumps(rows), headers={
+            "Content-Type": "application/json", **headers[name]})  # fmt: skip
+        res = conn.getresponse()
+        answers[name] = res.status, json.loads(res.read())
+
+    with serving(env, tmp_path / "gunicorn.log", workers=1) as port:
+        threads = [threading.Thread(target=post, args=(port, name)) for name in agents]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", "/metrics")
+        metrics = conn.getresponse().read().decode()
+    answer = {"processed_count": 5, "stored_count": 5, "expired_count": 0, "error": False}
+    assert answers == dict.fromkeys(agents, (200, answer))
+    assert len(stored(es, prefix)) == 200
+    counts = {line.split("{")[0]: int(line.rsplit(" ", 1)[1])
+              for line in metrics.splitlines() if line.startswith("flock_bulk")}  # fmt: skip
+    assert counts["flock_bulk_rows_total"] == 200
+    assert counts["flock_bulks_total"] < len(agents)

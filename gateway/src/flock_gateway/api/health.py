@@ -20,7 +20,11 @@ def healthz() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return Response(services().metrics.render(), mimetype="text/plain; version=0.0.4")
+    svc = services()
+    bulks = svc.writer.batcher.stats
+    more = {"flock_bulks_total": bulks.bulks, "flock_bulk_rows_total": bulks.rows}
+    text = svc.metrics.render(more)
+    return Response(text, mimetype="text/plain; version=0.0.4")
 
 
 @bp.get("/readyz")
