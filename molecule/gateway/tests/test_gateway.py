@@ -141,6 +141,15 @@ def test_processes_unprivileged(gw):
     assert set(owners) == {"flock-gateway"}
 
 
+def test_workers_run_gevent(gw):
+    # the role's default worker class: each worker has gevent's greenlets loaded
+    pid = _show(gw, "MainPID")["MainPID"]
+    workers = gw.check_output("ps -o pid= --ppid %s", pid).split()
+    assert workers
+    for worker in workers:
+        assert "greenlet" in gw.file(f"/proc/{worker}/maps").content_string, worker
+
+
 # --- files and secrets ----------------------------------------------------------------
 
 

@@ -12,6 +12,9 @@ just wait, so nothing has to survive gunicorn's fork.
 
 A request is answered only after its own rows are acknowledged, and if the bulk fails as
 a whole (Elasticsearch down, 429) every request in it gets the error.
+
+Under gunicorn's gevent worker (the role's default) the standard library's threads and
+locks are gevent's: each request is a greenlet, and the same code waits cooperatively.
 """
 
 from __future__ import annotations
