@@ -112,10 +112,10 @@ class Shape:
     connections: int | None = None
 
 
-def role_gunicorn_conf(port: int, logdir: Path, shape: Shape) -> tuple[str, str]:
+def role_gunicorn_conf(port: int, logdir: Path, shape: Shape) -> tuple[str, int, str]:
     """The role's gunicorn.conf.py rendered with its defaults for this machine (and
     ``shape``'s overrides), with bench settings appended (plain HTTP on 127.0.0.1,
-    gunicorn's own log to a file); and the worker shape, as in "gevent 5 x 128"."""
+    gunicorn's own log to a file); its worker count, and its shape as in "gevent 5 x 128"."""
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     # renders a Python config file, not HTML
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)  # noqa: S701
@@ -143,7 +143,8 @@ def role_gunicorn_conf(port: int, logdir: Path, shape: Shape) -> tuple[str, str]
     )
     gevent = values["gateway_worker_class"] == "gevent"
     each = values["gateway_worker_connections" if gevent else "gateway_threads"]
-    return text, f"{values['gateway_worker_class']} {values['gateway_workers']} x {each}"
+    workers = int(values["gateway_workers"])
+    return text, workers, f"{values['gateway_worker_class']} {workers} x {each}"
 
 
 def children(pid: int) -> list[int]:
@@ -220,8 +221,7 @@ def gunicorn(
     es_url: str, prefix: str, logdir: Path, shape: Shape
 ) -> Iterator[tuple[int, list[int], int, str]]:
     port = free_port()
-    conf_text, label = role_gunicorn_conf(port, logdir, shape)
-    workers = int(label.split()[1])
+    conf_text, workers, label = role_gunicorn_conf(port, logdir, shape)
     conf = logdir / "gunicorn.conf.py"
     conf.write_text(conf_text)
     env = {**os.environ, **gateway_env(es_url, prefix)}
@@ -330,7 +330,6 @@ class Bench:
         self.es_port = int(es_url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
         self.prefix = prefix
         self.port = port
-        self.original_port = original_port
         self.id_shapes = id_shapes  # direct sides beside the one with the gateway's shape
         # the sides not on the gateway's port
         self.ports = {"original": original_port, "floor": floor_port}
@@ -367,10 +366,10 @@ class Bench:
                 token = self.request("/register", {"username": host})["auth_token"]
                 creds.append((host, base64.b64encode(f"{host}:{token}".encode()).decode()))
         self.agents[("gateway", load.key)] = creds
-        if self.original_port and load.key == ORIGINAL_LOAD:
+        if self.ports["original"] and load.key == ORIGINAL_LOAD:
             originals = []
             for host, _ in creds:
-                reply = self.request("/register", {"username": host}, self.original_port)
+                reply = self.request("/register", {"username": host}, self.ports["original"])
                 basic = f"{host}:{reply['auth_token']}".encode()
                 originals.append((host, base64.b64encode(basic).decode()))
             self.agents[("original", load.key)] = originals
@@ -409,7 +408,7 @@ class Bench:
         """The sides measured for a load, their order alternating by round so that drift
         hits them alike."""
         sides = ["gateway", "direct", *(f"direct {ids}" for ids in self.id_shapes)]
-        if self.original_port and load.key == ORIGINAL_LOAD:
+        if self.ports["original"] and load.key == ORIGINAL_LOAD:
             sides.append("original")
         if self.ports["floor"] and not load.osquery:
             sides.append("floor")
@@ -505,6 +504,11 @@ def rows_per_s(runs: list[Outcome]) -> list[float]:
     return [div(o.rows, o.seconds) for o in runs]
 
 
+def ms_per_request(runs: list[Outcome], process: str) -> list[float]:
+    """CPU ms per request of ``process`` ("gateway" or "elasticsearch"), per run."""
+    return [div(o.cpu[process] * 1000, o.requests) for o in runs]
+
+
 def us_per_row(runs: list[Outcome], process: str) -> list[float]:
     """CPU µs per stored row of ``process`` ("gateway" or "elasticsearch"), per run."""
     return [div(o.cpu[process] * 1e6, o.rows) for o in runs]
@@ -531,8 +535,7 @@ def report(results: dict[tuple[str, str], list[Outcome]], loads: list[Load]) -> 
         gw, dr = results[(load.key, "gateway")], results[(load.key, "direct")]
         gw_rate, dr_rate = rows_per_s(gw), rows_per_s(dr)
         ratio = ratios(gw_rate, dr_rate)
-        gw_ms = [div(o.cpu["gateway"] * 1000, o.requests) for o in gw]
-        es_ms = [div(o.cpu["elasticsearch"] * 1000, o.requests) for o in gw]
+        gw_ms, es_ms = ms_per_request(gw, "gateway"), ms_per_request(gw, "elasticsearch")
         es_row_gw, es_row_dr = us_per_row(gw, "elasticsearch"), us_per_row(dr, "elasticsearch")
         cpu_ratio = ratios(us_per_row(gw, "gateway"), es_row_dr)
         p99_gw = [pct(o.latencies_ms, 0.99) for o in gw]
@@ -566,10 +569,9 @@ def report(results: dict[tuple[str, str], list[Outcome]], loads: list[Load]) -> 
               "| the gateway's own (gateway - floor) |")  # fmt: skip
         print("|---|---|---|---|")
         for load in floors:
-            gw_ms, fl_ms = (
-                [div(o.cpu["gateway"] * 1000, o.requests) for o in results[(load.key, side)]]
-                for side in ("gateway", "floor")
-            )
+            # the floor's server counts as "gateway" in its runs
+            gw_ms, fl_ms = (ms_per_request(results[(load.key, side)], "gateway")
+                            for side in ("gateway", "floor"))  # fmt: skip
             own = [g - f for g, f in zip(gw_ms, fl_ms, strict=True)]
             print(f"| {load.label} | {spread(fl_ms, '.2f')} | {spread(gw_ms, '.2f')} "
                   f"| {spread(own, '.2f')} |")  # fmt: skip

@@ -9,7 +9,8 @@ real Elasticsearch node (another process, so its CPU is not counted), and every 
 carries new rows (each one is stored, none is a duplicate). It prints the median CPU
 (user + system, ``time.process_time``) per request and per row over ``--requests``
 requests per load, after ``--warmup`` unmeasured ones, for the three loads of
-bench_submit.py. Two runs of the same code agree within a few per cent.
+bench_submit.py. Two runs of the same code agreed within 5-15% here: compare medians
+of alternating runs, not a single pair.
 
     python gateway/bench/request_cpu.py [--requests 300] [--load osquery1024 ...]
 """
@@ -18,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import gzip
-import io
 import json
 import os
 import statistics
@@ -33,6 +32,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 from flock_testinfra.esnode import node_url
+from werkzeug.test import EnvironBuilder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_submit import (
@@ -51,35 +51,20 @@ from flock_gateway.config import load_config
 from flock_gateway.storage.names import IndexNames
 from flock_gateway.storage.templates import setup_storage
 
-Call = Callable[[str, bytes, dict[str, str]], tuple[int, bytes]]
+# (status, response body, CPU seconds the app spent)
+Call = Callable[[str, bytes, dict[str, str]], tuple[int, bytes, float]]
 
 
 def wsgi_caller(app: Any) -> Call:
-    """POST a body to the app's WSGI callable; (status, response body)."""
+    """POST a body to the app's WSGI callable; (status, response body). The request's
+    environ is built before the clock starts, so only the app's own work is timed."""
 
-    def call(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "SCRIPT_NAME": "",
-            "PATH_INFO": path,
-            "QUERY_STRING": "",
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "8443",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1",
-            "CONTENT_LENGTH": str(len(body)),
-            "CONTENT_TYPE": "application/json",
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-        }
-        for name, value in headers.items():
-            environ["HTTP_" + name.upper().replace("-", "_")] = value
+    def call(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, float]:
+        environ = EnvironBuilder(
+            path, method="POST", data=body, headers=headers, content_type="application/json"
+        ).get_environ()
         status: list[str] = []
+        start = time.process_time()
         out = app(environ, lambda s, h, exc_info=None: status.append(s))
         try:
             data = b"".join(out)
@@ -87,7 +72,7 @@ def wsgi_caller(app: Any) -> Call:
             close = getattr(out, "close", None)
             if close:
                 close()
-        return int(status[0].split()[0]), data
+        return int(status[0].split()[0]), data, time.process_time() - start
 
     return call
 
@@ -96,7 +81,7 @@ def body_maker(call: Call, load: Load) -> Callable[[int], tuple[str, bytes, dict
     """Enrol one agent (or osquery host) and return a function making request ``n``."""
     host = f"cpu-{load.key}-{uuid.uuid4().hex[:6]}"
     if load.osquery:
-        status, data = call(
+        status, data, _ = call(
             "/osquery/enroll",
             json.dumps({"enroll_secret": ENROLL_SECRET, "host_identifier": host}).encode(),
             {},
@@ -106,7 +91,7 @@ def body_maker(call: Call, load: Load) -> Callable[[int], tuple[str, bytes, dict
         text = json.dumps({"node_key": key, "log_type": "result", "data": lines})
         path, headers = "/osquery/log", {"Content-Encoding": "gzip"}
     else:
-        status, data = call("/register", json.dumps({"username": host}).encode(), {})
+        status, data, _ = call("/register", json.dumps({"username": host}).encode(), {})
         token = json.loads(data)["auth_token"]
         text = json.dumps(rows_template(host, load.rows, "apps"))
         cred = base64.b64encode(f"{host}:{token}".encode()).decode()
@@ -127,9 +112,7 @@ def measure(call: Call, load: Load, requests: int, warmup: int) -> list[float]:
     cpu = []
     for n in range(warmup + requests):
         path, body, headers = make(n)
-        start = time.process_time()
-        status, data = call(path, body, headers)
-        spent = time.process_time() - start
+        status, data, spent = call(path, body, headers)
         if status != 200 or b'"stored_count":%d' % load.rows not in data.replace(b" ", b""):
             raise SystemExit(f"{load.key}: {status} {data[:300]!r}")
         if n >= warmup:
@@ -145,16 +128,13 @@ def main() -> int:
                     help="run only this load (repeatable; default: all three)")  # fmt: skip
     args = ap.parse_args()
     loads = [ld for ld in LOADS if not args.load or ld.key in args.load]
-    with (
-        node_url(heap="1g", prefix="flock-cpu-es-") as es_url,
-        open(os.devnull, "w") as quiet,
-        contextlib.redirect_stderr(quiet),
-    ):
+    with node_url(heap="1g", prefix="flock-cpu-es-") as es_url, open(os.devnull, "w") as quiet:
         prefix = "cpu" + uuid.uuid4().hex[:8]
         os.environ.update(gateway_env(es_url, prefix))
         es = Elasticsearch(es_url, request_timeout=60)
         setup_storage(es, IndexNames(prefix))
-        # the request log writes to stderr's descriptor: point it at /dev/null too
+        # the gateway's logs (one line per request) write to stderr's descriptor: to
+        # /dev/null while it serves
         saved = os.dup(2)
         os.dup2(quiet.fileno(), 2)
         try:
