@@ -64,10 +64,10 @@ from elasticsearch import Elasticsearch
 from flock_testinfra.esnode import node_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import ID_MARK, Conn, Outcome, Plan
+from loadgen import ID_MARK, Conn, Outcome, Plan, proc_cpu
 from profile_top import summarise
 
-from flock_gateway.documents import DocumentBuilder, Tag
+from flock_gateway.documents import DocumentBuilder, Tag, daily_index
 from flock_gateway.fields import FLOCK_AGENT, OSQUERY
 from flock_gateway.storage.names import IndexNames
 from flock_gateway.storage.templates import setup_storage
@@ -292,20 +292,30 @@ ID_SHAPES = {
 }
 GATEWAY_IDS = next(iter(ID_SHAPES))
 # the rows' time in the templates, replaced by the second of sending in every request
+# (less the run's days back, see Bench.run)
 TIME_MARK = int(time.time()) - 60
+DAY = 86_400
+# Each run writes rows dated this many days back, cycling (within the gateway's 90-day
+# retention), so that it has an index of its own.
+RUN_DAYS = 60
+# After each run the benchmark waits until the node uses less than this share of a core
+# (merges and refreshes of the run's writes done), for at most SETTLE_MAX seconds.
+SETTLE_IDLE_CORES = 0.1
+SETTLE_MAX = 90.0
 
 
-def direct_parts(prefix: str, host: str, load: Load, ids: str) -> list[bytes]:
+def direct_parts(prefix: str, host: str, load: Load, ids: str, days_back: int) -> list[bytes]:
     """The NDJSON _bulk body the gateway would send for one request of this load, with
-    ids of the given shape (ID_SHAPES)."""
+    ids of the given shape (ID_SHAPES), into the index of rows dated ``days_back``."""
     source = OSQUERY if load.osquery else FLOCK_AGENT
     rows = rows_template(host, load.rows, OSQUERY_QUERY if load.osquery else "apps")
     builder = DocumentBuilder(prefix, Tag(host, "", source), 90, received=datetime.now(tz=UTC))
+    index = daily_index(prefix, "results", datetime.fromtimestamp(TIME_MARK - days_back * DAY, UTC))
     lines = []
     for doc in builder.results(rows):
         # the gateway's id is a hash of the row; here the load generator makes each unique
         _id = doc.id[:30] + MARK if ids == "numbered" else ID_MARK.decode()
-        action = {"create": {"_index": doc.index, "_id": _id}}
+        action = {"create": {"_index": index, "_id": _id}}
         lines += [json.dumps(action), json.dumps(doc.source, ensure_ascii=False)]
     return parts("\n".join(lines) + "\n")
 
@@ -391,13 +401,13 @@ class Bench:
             conns.append(Conn(http_head("POST", path, port, headers), parts(body), load.rows))
         return conns
 
-    def direct_conns(self, load: Load, ids: str) -> list[Conn]:
+    def direct_conns(self, load: Load, ids: str, days_back: int) -> list[Conn]:
         headers = {"Content-Type": "application/x-ndjson"}
         head = http_head("POST", "/_bulk", self.es_port, headers)
         return [
             Conn(
                 head,
-                direct_parts(self.prefix, host, load, ids),
+                direct_parts(self.prefix, host, load, ids, days_back),
                 load.rows,
                 "" if ids == "numbered" else ids,
             )
@@ -426,6 +436,10 @@ class Bench:
     ) -> Outcome:
         self.runs += 1
         direct = side.startswith("direct")
+        # A run's rows go to an index of their own, deleted once the node has settled:
+        # sharing one growing index, each run paid for merging earlier runs' segments,
+        # whichever side wrote them (Elasticsearch's CPU per row moved by a third).
+        days_back = 1 + self.runs % RUN_DAYS
         # the original design's server and the floor count as "gateway" in their runs
         pids = {"gateway": pids[side if side in ("original", "floor") else "gateway"],
                 "elasticsearch": pids["elasticsearch"]}  # fmt: skip
@@ -433,7 +447,7 @@ class Bench:
             host="127.0.0.1",
             port=self.es_port if direct else self.ports.get(side, self.port),
             conns=(
-                self.direct_conns(load, side.partition(" ")[2] or GATEWAY_IDS)
+                self.direct_conns(load, side.partition(" ")[2] or GATEWAY_IDS, days_back)
                 if direct
                 else self.gateway_conns(load, side)
             ),
@@ -441,6 +455,7 @@ class Bench:
             direct=direct,
             first_number=self.runs * 10**8,
             time_mark=b"%d" % TIME_MARK,
+            time_offset=days_back * DAY,
             warmup=warmup,
             seconds=seconds,
             pids=pids,
@@ -485,9 +500,40 @@ class Bench:
         after = self.bulk_stats()
         # rows per shard-level bulk on the node, over the run (warm-up included)
         out.rows_per_bulk = div(after[0] - before[0], after[1] - before[1])
+        # what the run's writes still cost the node after the window (merges, refreshes)
+        # is its own: counted, and kept out of the next run's window
+        out.settle_seconds, settle_cpu = self.settle(pids["elasticsearch"])
+        out.cpu["elasticsearch"] += settle_cpu
+        self.drop_run_indices()
         if out.errors:
             print(f"  {out.errors} failed requests, first: {out.first_error}", flush=True)
         return out
+
+    def settle(self, es_pids: list[int]) -> tuple[float, float]:
+        """Wait until the node is idle; (seconds waited, the node's CPU seconds meanwhile).
+
+        Starts once the load generator has ended, so the requests still in flight at the
+        window's end (not counted in its rows) are mostly done; what follows is the work
+        the run's writes left behind."""
+        start = last_t = time.perf_counter()
+        first = last = proc_cpu(es_pids)
+        while (now := time.perf_counter()) - start < SETTLE_MAX:
+            time.sleep(1.0)
+            now, cpu = time.perf_counter(), proc_cpu(es_pids)
+            busy = (cpu - last) / (now - last_t)
+            last, last_t = cpu, now
+            if busy < SETTLE_IDLE_CORES:
+                break
+        return now - start, last - first
+
+    def drop_run_indices(self) -> None:
+        patterns = f"{self.prefix}-results-*,{self.prefix}-status-*,{self.prefix}-original*"
+        rows = self.es.cat.indices(index=patterns, format="json", h="index")
+        # by name: Elasticsearch 8 refuses wildcard deletes (and the original design's
+        # agents stay)
+        names = [r["index"] for r in rows if not r["index"].endswith("-agents")]
+        if names:
+            self.es.indices.delete(index=",".join(names))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -678,7 +724,8 @@ def main() -> int:
                                 f"{out.rows / out.seconds:8.0f} rows/s "
                                 f"{out.requests / out.seconds:7.0f} req/s, CPU server "
                                 f"{out.cpu['gateway']:.1f}s ES {out.cpu['elasticsearch']:.1f}s"
-                                f" in {out.seconds:.1f}s, load generator "
+                                f" in {out.seconds:.1f}s (ES settled in "
+                                f"{out.settle_seconds:.0f}s), load generator "
                                 f"{out.loadgen_cpu / out.seconds:.2f} cores",
                                 flush=True,
                             )

@@ -68,6 +68,7 @@ class Plan:
     direct: bool  # True: responses are Elasticsearch _bulk answers
     first_number: int
     time_mark: bytes  # the rows' time in the templates: replaced by the second of sending
+    time_offset: int  # less this many seconds
     warmup: float
     seconds: float
     pids: dict[str, list[int]]  # label -> process ids whose CPU is reported
@@ -84,6 +85,7 @@ class Outcome:
     loadgen_cpu: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     rows_per_bulk: float = 0.0  # filled in by the benchmark from the node's statistics
+    settle_seconds: float = 0.0  # the benchmark's wait for the node to be idle after it
 
 
 def proc_cpu(pids: list[int]) -> float:
@@ -114,7 +116,7 @@ class Client:
     def start(self, number: int) -> None:
         second = int(time.time())
         body = f"{number:010d}".encode().join(self.conn.parts)
-        body = body.replace(self.plan.time_mark, b"%d" % second)
+        body = body.replace(self.plan.time_mark, b"%d" % (second - self.plan.time_offset))
         if self.conn.ids:
             pieces = body.split(ID_MARK)
             ids = fresh_ids(self.conn.ids, len(pieces) - 1, second)
