@@ -32,8 +32,9 @@ from . import fields
 MAX_FUTURE = timedelta(days=2)
 
 
-# a row time's index, @timestamp, and its documents' source line up to the client's data
-Stamp = tuple[str, str, bytes]
+# a row time's index, @timestamp, the start of its documents' bulk action (up to the id)
+# and of their source line (up to the client's data)
+Stamp = tuple[str, str, bytes, bytes]
 
 
 class Doc(NamedTuple):
@@ -41,9 +42,15 @@ class Doc(NamedTuple):
     index: str
     id: str
     source: dict[str, Any]
-    # ``source`` as the JSON line of the bulk body, when the builder already has it (the
-    # client's row in its canonical form, which is also what its id is made of)
-    line: bytes | None = None
+    # the document's two lines of the bulk body (``create`` action, ``source``), when the
+    # builder wrote them as it made the document: the source line splices in the client's
+    # row in its canonical form, which is also what its id is made of
+    lines: bytes | None = None
+
+
+def action_head(index: str) -> bytes:
+    """The bulk body's ``create`` action for ``index``, up to the id."""
+    return b'{"create":{"_index":%b,"_id":' % orjson.dumps(index)
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -73,7 +80,8 @@ def _id_hasher(username: str, kind: str) -> Any:
 
 def _id(hasher: Any, canonical_row: bytes, occurrence: int) -> str:
     digest = hasher.copy()
-    digest.update(b"%b\x00%d\x00" % (canonical_row, occurrence))
+    digest.update(canonical_row)  # not joined to the rest first: a copy of the row less
+    digest.update(b"\x00%d\x00" % occurrence)
     return digest.hexdigest()[:40]
 
 
@@ -233,9 +241,11 @@ class DocumentBuilder:
         if ts >= self.oldest:
             timestamp = iso(ts)
             head = orjson.dumps({fields.TIMESTAMP: timestamp, fields.GATEWAY: self._gateway})
+            index = daily_index(self.prefix, kind, ts, self.granularity)
             stamp = (
-                daily_index(self.prefix, kind, ts, self.granularity),
+                index,
                 timestamp,
+                action_head(index),
                 b'%b,"%b":' % (head[:-1], CLIENT_KEY.encode()),
             )
         self._stamps[key] = stamp
@@ -270,10 +280,13 @@ class DocumentBuilder:
         seen, hasher = self._hasher(kind)
         occurrence = seen.get(canon, 0)
         seen[canon] = occurrence + 1
-        index, timestamp, head = stamp
+        index, timestamp, action, head = stamp
         source = {fields.TIMESTAMP: timestamp, fields.GATEWAY: self._gateway, CLIENT_KEY: row}
-        line = None if data is None else b"%b%b}" % (head, data)
-        return Doc(index, _id(hasher, canon, occurrence), source, line)
+        ident = _id(hasher, canon, occurrence)
+        lines = None
+        if data is not None:
+            lines = b'%b"%b"}}\n%b%b}\n' % (action, ident.encode(), head, data)
+        return Doc(index, ident, source, lines)
 
     def _plain(self, kind: str, item: dict[str, Any], stamp: Stamp | None) -> Doc | None:
         canon = canonical_bytes(item)
@@ -327,7 +340,8 @@ class DocumentBuilder:
                 continue
             occurrence = seen.get(canon, 0)
             seen[canon] = occurrence + 1
-            index, timestamp, head = stamp
+            index, timestamp, action, head = stamp
+            ident = _id(hasher, canon, occurrence)
             # the canonical text is the row itself, keys sorted: stored as is, it spares
             # a second encoding of every row
             append(
@@ -335,9 +349,9 @@ class DocumentBuilder:
                     Doc,
                     (
                         index,
-                        _id(hasher, canon, occurrence),
+                        ident,
                         {fields.TIMESTAMP: timestamp, fields.GATEWAY: gateway, CLIENT_KEY: item},
-                        b"%b%b}" % (head, canon),
+                        b'%b"%b"}}\n%b%b}\n' % (action, ident.encode(), head, canon),
                     ),
                 )
             )

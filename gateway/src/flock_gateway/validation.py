@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -298,11 +299,22 @@ _MISSING = object()
 _INT_FIELDS_ALL = (*_INT_FIELDS, "unixTime")
 
 
-_ONLY_STR = frozenset({str})
-_ONLY_INT = frozenset({int})
-_STR_DEFAULTS = ("",) * len(_STRING_FIELDS)
-_INT_DEFAULTS = (0,) * len(_INT_FIELDS_ALL)
 _NO_OBJECT: dict[str, Any] = {}
+# The usual result line: these fields all present, each of exactly this type (what
+# osquery sends, and the strictest of what the full check allows).
+_USUAL_LINE = {
+    "hostIdentifier": str,
+    "name": str,
+    "calendarTime": str,
+    "action": str,
+    "unixTime": int,
+    "epoch": int,
+    "counter": int,
+    "numerics": bool,
+    "columns": dict,
+}
+_usual_values = operator.itemgetter(*_USUAL_LINE)
+_USUAL_TYPES = tuple(_USUAL_LINE.values())
 
 
 def validate_result_item(i: int, item: dict[str, Any], username: str) -> None:
@@ -310,23 +322,20 @@ def validate_result_item(i: int, item: dict[str, Any], username: str) -> None:
     # The usual line (named for this host, every typed field of its exact type, flat
     # columns) passes by a handful of checks at C speed; anything else gets the full
     # check below, which finds and names what is wrong.
-    get = item.get
-    columns = get("columns", _NO_OBJECT)
-    decorations = get("decorations", _NO_OBJECT)
-    if (
-        get("hostIdentifier") == username
+    try:
+        usual = tuple(map(type, _usual_values(item))) == _USUAL_TYPES
+    except KeyError:
+        usual = False
+    if not (
+        usual
+        and item["hostIdentifier"] == username
         and "host_uuid" not in item
         and "snapshot" not in item
-        and type(get("numerics", False)) is bool
-        and _ONLY_STR.issuperset(map(type, map(get, _STRING_FIELDS, _STR_DEFAULTS)))
-        and _ONLY_INT.issuperset(map(type, map(get, _INT_FIELDS_ALL, _INT_DEFAULTS)))
-        and type(columns) is dict
-        and type(decorations) is dict
-        and _SCALAR_TYPES.issuperset(map(type, columns.values()))
+        and _SCALAR_TYPES.issuperset(map(type, item["columns"].values()))
+        and type(decorations := item.get("decorations", _NO_OBJECT)) is dict
         and _SCALAR_TYPES.issuperset(map(type, decorations.values()))
     ):
-        return
-    _validate_result_item(i, item, username)
+        _validate_result_item(i, item, username)
 
 
 def _validate_result_item(i: int, item: dict[str, Any], username: str) -> None:

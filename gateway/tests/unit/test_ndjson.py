@@ -78,7 +78,7 @@ def test_builder_documents_carry_their_source_line():
     builder = DocumentBuilder("flock", Tag("h", "Ann \"A\" é", "flock-agent"), 90,
                               received=datetime(2026, 11, 27, tzinfo=UTC))  # fmt: skip
     docs = builder.results(rows) + builder.agent_logs([{"type": "t", "timestamp": 1, "v": 2**65}])
-    assert all(d.line is not None for d in docs)
+    assert all(d.lines is not None for d in docs)
     lines = ndjson.body(docs).split(b"\n")[:-1]  # (not splitlines: U+2028 is no line end)
     assert [json.loads(x) for x in lines[1::2]] == [d.source for d in docs]
     assert [json.loads(x)["create"]["_id"] for x in lines[0::2]] == [d.id for d in docs]

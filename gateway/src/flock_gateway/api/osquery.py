@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import re
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -42,6 +44,7 @@ bp = Blueprint("osquery", __name__, url_prefix="/osquery")
 log = get_logger("osquery")
 
 MAX_HOST_IDENTIFIER = 256
+_ONLY_DICT = frozenset({dict})
 _HOSTNAME_SAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -258,6 +261,8 @@ def _lines(svc: Services, data: Any, body_size: int) -> list[dict[str, Any]]:
     # no line of a body within the limit can be beyond it: the usual body is, and its
     # lines are not measured one by one (a JSON encoding per line)
     measure = body_size > limit
+    if not measure and _ONLY_DICT.issuperset(map(type, data)):
+        return data  # the usual body: every line an object, none of them to measure
     lines = []
     for i, raw in enumerate(data):
         if isinstance(raw, str):  # some osquery versions send each line as a JSON string
@@ -278,7 +283,8 @@ def _lines(svc: Services, data: Any, body_size: int) -> list[dict[str, Any]]:
 
 def _names_other_host(agent: Agent, lines: list[dict[str, Any]]) -> bool:
     host = agent.host_identifier or agent.username
-    return any(line.get("hostIdentifier", host) != host for line in lines)
+    named = map(dict.get, lines, repeat("hostIdentifier"), repeat(host))
+    return any(map(operator.ne, named, repeat(host)))
 
 
 def _result_docs(
@@ -289,7 +295,13 @@ def _result_docs(
     for i, line in enumerate(lines):
         line.setdefault("hostIdentifier", host)
         validate_result_item(i, line, host)
-    allowed = [line for line in lines if svc.schedule.allows(line.get("name"))]
+    allows = svc.schedule.allows
+    # a request's lines come from a few queries: each name is looked up once (and after
+    # validate_result_item, every name is a string or absent)
+    names = set(map(dict.get, lines, repeat("name")))
+    allowed = lines
+    if not all(map(allows, names)):
+        allowed = [line for line in lines if allows(line.get("name"))]
     refused = len(lines) - len(allowed)
     docs = builder.results(allowed)
     svc.metrics.inc("flock_rows_refused_total", refused, api="osquery", reason="not_in_schedule")
