@@ -298,10 +298,13 @@ GATEWAY_IDS = next(iter(ID_SHAPES))
 # (less the run's days back, see Bench.run)
 TIME_MARK = int(time.time()) - 60
 DAY = 86_400
-# After each run the benchmark waits until the node uses less than this share of a core
-# (merges and refreshes of the run's writes done), for at most SETTLE_MAX seconds.
+# After each run the benchmark refreshes the indices (the run's last rows become segments
+# and merges are scheduled now, not whenever the node would) and waits until the node
+# uses less than this share of a core for SETTLE_QUIET seconds in a row, for at most
+# SETTLE_MAX seconds.
 SETTLE_IDLE_CORES = 0.1
-SETTLE_MAX = 90.0
+SETTLE_QUIET = 3
+SETTLE_MAX = 120.0
 
 
 def direct_parts(prefix: str, host: str, load: Load, ids: str, days_back: int) -> list[bytes]:
@@ -520,13 +523,14 @@ class Bench:
         the run's writes left behind."""
         start = last_t = time.perf_counter()
         first = last = proc_cpu(es_pids)
-        while (now := time.perf_counter()) - start < SETTLE_MAX:
+        self.es.indices.refresh(index=f"{self.prefix}-*")
+        quiet = 0
+        while (now := time.perf_counter()) - start < SETTLE_MAX and quiet < SETTLE_QUIET:
             time.sleep(1.0)
             now, cpu = time.perf_counter(), proc_cpu(es_pids)
             busy = (cpu - last) / (now - last_t)
             last, last_t = cpu, now
-            if busy < SETTLE_IDLE_CORES:
-                break
+            quiet = quiet + 1 if busy < SETTLE_IDLE_CORES else 0
         return now - start, last - first
 
 
