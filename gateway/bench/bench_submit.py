@@ -524,8 +524,8 @@ class Bench:
         start = last_t = time.perf_counter()
         first = last = proc_cpu(es_pids)
         self.es.indices.refresh(index=f"{self.prefix}-*")
-        quiet = 0
-        while (now := time.perf_counter()) - start < SETTLE_MAX and quiet < SETTLE_QUIET:
+        now, quiet = start, 0
+        while now - start < SETTLE_MAX and quiet < SETTLE_QUIET:
             time.sleep(1.0)
             now, cpu = time.perf_counter(), proc_cpu(es_pids)
             busy = (cpu - last) / (now - last_t)

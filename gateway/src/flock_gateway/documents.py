@@ -53,6 +53,11 @@ def action_head(index: str) -> bytes:
     return b'{"create":{"_index":%b,"_id":' % orjson.dumps(index)
 
 
+# A document's bulk lines from its stamp's action head and source head, its id (hex
+# digits: nothing to escape) and the client's row as JSON.
+_LINES = b'%b"%b"}}\n%b%b}\n'
+
+
 def canonical_bytes(value: Any) -> bytes:
     """Sorted keys, compact, UTF-8: the text a row's id is derived from.
 
@@ -285,7 +290,7 @@ class DocumentBuilder:
         ident = _id(hasher, canon, occurrence)
         lines = None
         if data is not None:
-            lines = b'%b"%b"}}\n%b%b}\n' % (action, ident.encode(), head, data)
+            lines = _LINES % (action, ident.encode(), head, data)
         return Doc(index, ident, source, lines)
 
     def _plain(self, kind: str, item: dict[str, Any], stamp: Stamp | None) -> Doc | None:
@@ -316,7 +321,7 @@ class DocumentBuilder:
         gateway = self._gateway
         max_docs, max_bytes = self.budget.max_docs, self.budget.max_bytes
         dumps, sort_keys = orjson.dumps, orjson.OPT_SORT_KEYS
-        new_doc = tuple.__new__
+        new_doc, layout = tuple.__new__, _LINES
         for item in items:
             raw = item.get("unixTime")
             key = (kind, raw)
@@ -351,7 +356,7 @@ class DocumentBuilder:
                         index,
                         ident,
                         {fields.TIMESTAMP: timestamp, fields.GATEWAY: gateway, CLIENT_KEY: item},
-                        b'%b"%b"}}\n%b%b}\n' % (action, ident.encode(), head, canon),
+                        layout % (action, ident.encode(), head, canon),
                     ),
                 )
             )

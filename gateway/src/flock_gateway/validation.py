@@ -303,13 +303,8 @@ _NO_OBJECT: dict[str, Any] = {}
 # The usual result line: these fields all present, each of exactly this type (what
 # osquery sends, and the strictest of what the full check allows).
 _USUAL_LINE = {
-    "hostIdentifier": str,
-    "name": str,
-    "calendarTime": str,
-    "action": str,
-    "unixTime": int,
-    "epoch": int,
-    "counter": int,
+    **{key: str for key in _STRING_FIELDS if key != "host_uuid"},
+    **dict.fromkeys(_INT_FIELDS_ALL, int),
     "numerics": bool,
     "columns": dict,
 }

@@ -28,12 +28,10 @@ def dumps(value: Any) -> bytes:
 
 
 def doc_lines(doc: Doc) -> bytes:
-    """The ``create`` action and the source of one document, each ending in a newline."""
-    if doc.lines is not None:
-        return doc.lines
+    """The ``create`` action and the source of a document the builder did not write out
+    (``doc.lines`` is None), each ending in a newline."""
     return b"%b%b}}\n%b\n" % (action_head(doc.index), orjson.dumps(doc.id), dumps(doc.source))
 
 
 def body(docs: list[Doc]) -> bytes:
-    # doc_lines inline for the usual document: a call per document was most of the join
     return b"".join([doc.lines if doc.lines is not None else doc_lines(doc) for doc in docs])
