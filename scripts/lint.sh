@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Lint is part of the tests: Python (ruff), YAML (yamllint), Ansible (ansible-lint, production).
+# Lint is part of the tests: Python (ruff), YAML (yamllint), Ansible (ansible-lint, production),
+# Rust (rustfmt, clippy with warnings as errors: the gateway's compiled row path).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -8,3 +9,5 @@ ruff check .
 ruff format --check .
 yamllint -s .
 ansible-lint
+cargo fmt --check --manifest-path gateway/rowpath/Cargo.toml
+cargo clippy --quiet --release --manifest-path gateway/rowpath/Cargo.toml -- -D warnings

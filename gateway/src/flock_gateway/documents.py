@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from . import fields
+from .storage.names import AGENT_LOGS, RESULTS, STATUS
 
 # Rows stamped further in the future than this (a laptop with a wrong clock) are still
 # stored, under the receipt day, so that one bad clock cannot create far-future indices.
@@ -256,6 +257,13 @@ class DocumentBuilder:
         self._stamps[key] = stamp
         return stamp
 
+    def stamp_heads(self, kind: str, raw: int) -> tuple[bytes, bytes] | None:
+        """The bulk action head and the source head of a ``kind`` row whose time field is
+        the integer ``raw``; None when the row is older than the retention period. For
+        the compiled row path (rowpath.py), which writes the rest of the row's lines."""
+        stamp = self._stamp(kind, raw, raw)
+        return None if stamp is None else (stamp[2], stamp[3])
+
     def _spend(self, docs: int, size: int) -> None:
         self._docs += docs
         self._bytes += size
@@ -309,7 +317,7 @@ class DocumentBuilder:
 
     def results(self, items: Iterable[dict[str, Any]]) -> list[Doc]:
         """osquery result lines (differential or snapshot) -> one doc per row."""
-        return self._rows("results", items, snapshots=True)
+        return self._rows(RESULTS, items, snapshots=True)
 
     def _rows(self, kind: str, items: Iterable[dict[str, Any]], *, snapshots: bool) -> list[Doc]:
         # What _plain/_make do for a row, in one loop: at a thousand rows per request the
@@ -376,7 +384,7 @@ class DocumentBuilder:
             identity = ["snapshot", base_digest, position, row]
             canon = canonical_bytes(identity)
             self._spend(0, len(canon))
-            doc = self._make("results", expanded, stamp, canon)
+            doc = self._make(RESULTS, expanded, stamp, canon)
             if doc is not None:
                 append(doc)
 
@@ -387,9 +395,9 @@ class DocumentBuilder:
             raw = item.get("timestamp")
             ms = parse_epoch(raw)
             seconds = ms / 1000 if ms is not None and abs(ms) < 10**15 else None
-            docs.append(self._plain("agent-logs", item, self._stamp("agent-logs", raw, seconds)))
+            docs.append(self._plain(AGENT_LOGS, item, self._stamp(AGENT_LOGS, raw, seconds)))
         return [d for d in docs if d is not None]
 
     def status(self, items: Iterable[dict[str, Any]]) -> list[Doc]:
         """osquery status log lines."""
-        return self._rows("status", items, snapshots=False)
+        return self._rows(STATUS, items, snapshots=False)

@@ -135,21 +135,24 @@ class BulkWriter:
     def _send(self, body: bytes) -> Sequence[dict[str, Any]]:
         return bulk_items(self._sender.send(body))
 
-    def _bulk(self, docs: list[Doc]) -> Sequence[dict[str, Any]]:
-        return self.batcher.submit(ndjson.body(docs), len(docs))
-
     def write(self, docs: list[Doc]) -> WriteResult:
+        return self.write_lines(ndjson.body(docs), len(docs))
+
+    def write_lines(self, lines: bytes, count: int) -> WriteResult:
+        """Write ``count`` documents given as their bulk lines (``create`` action, source)."""
         result = WriteResult()
-        if not docs:
+        if not count:
             return result
-        items = self._bulk(docs)
+        items = self.batcher.submit(lines, count)
         result.requests += 1
         if type(items) is AllCreated:
             result.created = len(items)
             return result
-        refused: list[tuple[Doc, str]] = []
+        if len(items) != count:
+            raise StorageUnavailable(f"bulk answered {len(items)} items for {count} documents")
+        refused: list[tuple[int, str]] = []
         retry_statuses: set[int] = set()
-        for doc, item in zip(docs, items, strict=True):
+        for position, item in enumerate(items):
             status = item.get("status", 500)
             if status in (200, 201):
                 result.created += 1
@@ -159,21 +162,20 @@ class BulkWriter:
                 retry_statuses.add(status)
                 result.errors.append(_error_type(item))
             else:
-                refused.append((doc, _reason(item)))
+                refused.append((position, _reason(item)))
         if retry_statuses:
             log.warning(
                 "bulk items failed, asking the agent to retry",
                 extra={"failed": len(result.errors), "error_types": sorted(set(result.errors))},
             )
-            failed = (
-                f"{len(result.errors)} of {len(docs)} documents failed: {sorted(retry_statuses)}"
-            )
+            failed = f"{len(result.errors)} of {count} documents failed: {sorted(retry_statuses)}"
             if retry_statuses == {429}:
                 raise StorageThrottled(failed)
             raise StorageUnavailable(failed)
         if refused:
-            qdocs = [_quarantine(d, reason) for d, reason in refused]
-            qitems = self._bulk(qdocs)
+            docs = ndjson.docs(lines)
+            qdocs = [_quarantine(docs[position], reason) for position, reason in refused]
+            qitems = self.batcher.submit(ndjson.body(qdocs), len(qdocs))
             result.requests += 1
             for item in qitems:
                 status = item.get("status", 500)
