@@ -8,7 +8,7 @@ the bulk lines of its documents: the bytes that :class:`~.documents.DocumentBuil
 test_rowpath.py`` holds it to that). For anything else it answers None and the endpoint
 runs the Python path from the start. So the Python path stays the one definition of what
 is accepted, refused (with which message) and stored; this one only makes the common
-case cheaper: at ~1 µs per row against ~6 for parsing, checking and building in Python,
+case cheaper: 2.4 µs per row against 6.1 for parsing, checking and building in Python,
 which was half the gateway's CPU per row on large batches.
 
 Each distinct row time's index, ``@timestamp`` and source head come from the request's

@@ -12,9 +12,10 @@ The result replaces DIR only when its content differs (same content: DIR untouch
 Prebuilt mode only indexes DIR as the operator prepared it.
 
 The gateway's compiled row path (SOURCE/rowpath, Rust, optional: the gateway runs without
-it, at about twice the CPU per row on large batches) is built into the wheelhouse too
+it, at 1.4-1.6 times the CPU per row on large batches) is built into the wheelhouse too
 when ``--rowpath`` is ``required``, or ``auto`` (the default) and cargo is on the PATH;
-cargo's build directory is kept beside DIR, so a rebuild compiles only what changed.
+cargo's build directory (.rowpath-target) is kept beside DIR, so a rebuild compiles only
+what changed.
 
 A build is skipped when the source tree, suffix and constraints are those of the last
 build (stamp file in DIR): dependencies are resolved again only when the source changes.
@@ -171,7 +172,9 @@ def _build(
         env = dict(os.environ, SOURCE_DATE_EPOCH="315532800", PIP_NO_INPUT="1")
         if rowpath:
             cmd.append(str(src / "rowpath"))
-            env["CARGO_TARGET_DIR"] = str(out.with_name(out.name + "-rowpath-target"))
+            # beside DIR, shared by the wheelhouses of one directory (a release and its
+            # rebuilds): the crates it depends on are compiled once
+            env.setdefault("CARGO_TARGET_DIR", str(out.parent.resolve() / ".rowpath-target"))
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)  # noqa: S603
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]

@@ -328,18 +328,43 @@ def _status_docs(
     return builder.status(lines), 0
 
 
+# what a log body comes to: (lines, their documents' bulk lines, documents, lines refused
+# by the schedule, lines dropped)
+_Rows = tuple[int, bytes, int, int, int]
+
+
 def _compiled_results(
     svc: Services, agent: Agent, builder: DocumentBuilder, parsed: Any
-) -> tuple[int, bytes, int] | None:
-    """(lines, their documents' bulk lines, documents) of the usual result body whose
-    every query is in the schedule, by the compiled row path; None for the Python path."""
+) -> _Rows | None:
+    """The usual result body whose every query is in the schedule, by the compiled row
+    path; None for the Python path."""
     if len(parsed) > svc.config.osquery_max_lines:
         return None
     rows = rowpath.results(parsed, builder, agent.host_identifier or agent.username)
     if rows is None or not all(map(svc.schedule.allows, rows.names)):
         return None
     builder.expired += rows.expired
-    return len(parsed), rows.lines, rows.count
+    return len(parsed), rows.lines, rows.count, 0, 0
+
+
+def _python_rows(
+    svc: Services, agent: Agent, builder: DocumentBuilder, data: dict[str, Any], log_type: str
+) -> _Rows | None:
+    """Any log body, by the Python path; None when its lines name another host."""
+    lines = _lines(svc, data.get("data"), g.body_size)
+    if _names_other_host(agent, lines):
+        # the laptop's identity changed (e.g. its host_identifier flag): re-enroll
+        log.info("osquery rows name another host", extra={"agent": agent.username})
+        return None
+    refused = dropped = 0
+    try:
+        if log_type == "result":
+            docs, refused = _result_docs(svc, agent, builder, lines)
+        else:
+            docs, dropped = _status_docs(svc, builder, lines)
+    except TooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from None
+    return len(lines), ndjson.body(docs), len(docs), refused, dropped
 
 
 @bp.post("/log")
@@ -369,28 +394,16 @@ def log_endpoint() -> Response:
         budget=budget(g.body_size),
         granularity=svc.config.index_granularity,
     )
-    refused = dropped = 0
-    compiled = None
+    rows = None
     if parsed is not None and log_type == "result":
-        compiled = _compiled_results(svc, agent, builder, parsed)
-    if compiled is not None:
-        processed, lines, count = compiled
-    else:
-        if parsed is not None:
+        rows = _compiled_results(svc, agent, builder, parsed)
+    if rows is None:
+        if parsed is not None:  # the compiled path read the body, and left it
             data = _parsed_object(body)
-        items = _lines(svc, data.get("data"), g.body_size)
-        if _names_other_host(agent, items):
-            # the laptop's identity changed (e.g. its host_identifier flag): re-enroll
-            log.info("osquery rows name another host", extra={"agent": agent.username})
+        rows = _python_rows(svc, agent, builder, data, log_type)
+        if rows is None:
             return node_invalid("log")
-        try:
-            if log_type == "result":
-                docs, refused = _result_docs(svc, agent, builder, items)
-            else:
-                docs, dropped = _status_docs(svc, builder, items)
-        except TooLarge as exc:
-            raise PayloadTooLarge(str(exc)) from None
-        processed, lines, count = len(items), ndjson.body(docs), len(docs)
+    processed, lines, count, refused, dropped = rows
     result = svc.writer.write_lines(lines, count)
     kind = "osquery" if log_type == "result" else "osquery_status"
     svc.metrics.inc("flock_rows_stored_total", result.stored, api=kind)
