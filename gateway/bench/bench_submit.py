@@ -63,6 +63,7 @@ from pathlib import Path
 
 import jinja2
 import yaml
+from ansible.plugins.filter.core import to_bool
 from elasticsearch import Elasticsearch
 from flock_testinfra.esnode import node_url
 
@@ -122,6 +123,7 @@ def role_gunicorn_conf(port: int, logdir: Path, shape: Shape) -> tuple[str, int,
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     # renders a Python config file, not HTML
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)  # noqa: S701
+    env.filters["bool"] = to_bool  # Ansible's own, which the template uses
     facts = {"ansible_facts": {"processor_vcpus": os.cpu_count() or 1}}
     values = {k: v for k, v in defaults.items() if not isinstance(v, str) or "{{" not in v}
     for name in ("gateway_workers",):

@@ -253,6 +253,18 @@ def test_only_the_tls_port_listens(gw):
     assert ports == {str(PORT)}
 
 
+def test_each_worker_listens_on_the_port(gw):
+    """gateway_reuse_port: a listening socket per worker (gateway_workers is 2 here), so
+    the kernel spreads connections over the workers; not one socket they share."""
+    uid = gw.user("flock-gateway").uid
+    listening = [
+        line
+        for line in gw.check_output("ss -Hltne").splitlines()
+        if re.search(rf"\buid:{uid}\b", line) and line.split()[3].endswith(f":{PORT}")
+    ]
+    assert len(listening) == 2, listening
+
+
 # --- the agent flow ---------------------------------------------------------------------
 
 
