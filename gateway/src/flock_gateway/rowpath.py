@@ -60,8 +60,8 @@ class Rows:
 
 def results(parsed: Any, builder: DocumentBuilder, host: str) -> Rows | None:
     """The documents of ``parsed``'s result lines, sent by ``host``, as ``builder`` would
-        make them (its tag, time, retention and budget); None for a body that is not the usual
-        one or is over its budget (the Python path then refuses or handles it). The builder's
+    make them (its tag, time, retention and budget); None for a body that is not the usual
+    one or is over its budget (the Python path then refuses or handles it). The builder's
     ``expired`` count is left to the caller, which may still choose the Python path."""
     built = parsed.results(
         host,

@@ -82,3 +82,10 @@ def test_builder_documents_carry_their_source_line():
     lines = ndjson.body(docs).split(b"\n")[:-1]  # (not splitlines: U+2028 is no line end)
     assert [json.loads(x) for x in lines[1::2]] == [d.source for d in docs]
     assert [json.loads(x)["create"]["_id"] for x in lines[0::2]] == [d.id for d in docs]
+
+
+def test_documents_read_back_from_their_lines():
+    # what a refused document's quarantine copy is made from
+    docs = [Doc(f"flock-results-2026.11.{i:02d}", f"{i:040x}", s) for i, s in enumerate(SOURCES)]
+    assert ndjson.docs(ndjson.body(docs)) == [(d.index, d.id, d.source, None) for d in docs]
+    assert ndjson.docs(b"") == []

@@ -287,8 +287,13 @@ def _lines(svc: Services, data: Any, body_size: int) -> list[dict[str, Any]]:
     return lines
 
 
+def _host(agent: Agent) -> str:
+    """The host identifier the agent's rows must carry."""
+    return agent.host_identifier or agent.username
+
+
 def _names_other_host(agent: Agent, lines: list[dict[str, Any]]) -> bool:
-    host = agent.host_identifier or agent.username
+    host = _host(agent)
     named = map(dict.get, lines, repeat("hostIdentifier"), repeat(host))
     return any(map(operator.ne, named, repeat(host)))
 
@@ -297,7 +302,7 @@ def _result_docs(
     svc: Services, agent: Agent, builder: DocumentBuilder, lines: list[dict[str, Any]]
 ) -> tuple[list[Doc], int]:
     """Documents for the result lines whose query is in the schedule; how many were not."""
-    host = agent.host_identifier or agent.username
+    host = _host(agent)
     for i, line in enumerate(lines):
         line.setdefault("hostIdentifier", host)
         validate_result_item(i, line, host)
@@ -340,7 +345,7 @@ def _compiled_results(
     path; None for the Python path."""
     if len(parsed) > svc.config.osquery_max_lines:
         return None
-    rows = rowpath.results(parsed, builder, agent.host_identifier or agent.username)
+    rows = rowpath.results(parsed, builder, _host(agent))
     if rows is None or not all(map(svc.schedule.allows, rows.names)):
         return None
     builder.expired += rows.expired
