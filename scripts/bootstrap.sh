@@ -3,6 +3,8 @@
 # Re-running is cheap: pip only installs when the pins changed (stamp file).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/cargo-path.sh
+source "$repo/scripts/cargo-path.sh"
 venv="$repo/.venv"
 stamp="$venv/.flock-stamp"
 

@@ -8,6 +8,8 @@
 #                          instead of the offline node and the Kibana stand-in
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/cargo-path.sh
+source "$repo/scripts/cargo-path.sh"
 cd "$repo"
 inventory=inventory/local
 export PATH="$repo/.venv/bin:$PATH"

@@ -3,6 +3,8 @@
 # Rust (rustfmt, clippy with warnings as errors: the gateway's compiled row path).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/cargo-path.sh
+source "$repo/scripts/cargo-path.sh"
 cd "$repo"
 export PATH="$repo/.venv/bin:$PATH"
 ruff check .

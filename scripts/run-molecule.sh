@@ -30,6 +30,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/cargo-path.sh
+source "$ROOT/scripts/cargo-path.sh"
 cd "$ROOT"
 
 log() { printf 'run-molecule: %s\n' "$*" >&2; }

@@ -6,6 +6,8 @@
 #   FLOCK_SCENARIOS="pki gateway" scripts/test.sh   only those Molecule scenarios
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/cargo-path.sh
+source "$repo/scripts/cargo-path.sh"
 cd "$repo"
 
 declare -a summary=()
