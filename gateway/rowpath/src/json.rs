@@ -53,30 +53,12 @@ impl<'a> Object<'a> {
 struct Key<'a>(Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for Key<'de> {
+    // a key is read as a string value is: borrowed unless it has escapes
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl<'de> Visitor<'de> for KeyVisitor {
-    type Value = Key<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Key<'de>, E> {
-        Ok(Key(Cow::Borrowed(text)))
-    }
-
-    fn visit_str<E>(self, text: &str) -> Result<Key<'de>, E> {
-        Ok(Key(Cow::Owned(text.to_owned())))
-    }
-
-    fn visit_string<E>(self, text: String) -> Result<Key<'de>, E> {
-        Ok(Key(Cow::Owned(text)))
+        match deserializer.deserialize_str(ValueVisitor)? {
+            Value::String(text) => Ok(Key(text)),
+            _ => Err(serde::de::Error::custom("an object key that is not a string")),
+        }
     }
 }
 

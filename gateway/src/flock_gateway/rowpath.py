@@ -21,6 +21,7 @@ gateway works the same, on the Python path only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -54,15 +55,16 @@ class Rows:
 
     lines: bytes
     count: int  # documents in ``lines``
-    expired: int  # rows older than the retention period, not in ``lines``
-    names: list[str]  # the distinct query names of the body's lines
 
 
-def results(parsed: Any, builder: DocumentBuilder, host: str) -> Rows | None:
-    """The documents of ``parsed``'s result lines, sent by ``host``, as ``builder`` would
-    make them (its tag, time, retention and budget); None for a body that is not the usual
-    one or is over its budget (the Python path then refuses or handles it). The builder's
-    ``expired`` count is left to the caller, which may still choose the Python path."""
+def results(
+    parsed: Any, builder: DocumentBuilder, host: str, allows: Callable[[Any], bool] | None
+) -> Rows | None:
+    """The documents of ``parsed``'s result lines, sent by ``host``, as ``builder`` makes
+    them (its tag, time, retention and budget), when every line's query ``allows`` (None:
+    any query); the rows older than the retention are added to ``builder.expired``. None,
+    and the builder untouched, for a body that is not the usual one, is over its budget
+    or names a query not allowed: the Python path then handles it from the start."""
     built = parsed.results(
         host,
         builder.tag.username,
@@ -72,4 +74,8 @@ def results(parsed: Any, builder: DocumentBuilder, host: str) -> Rows | None:
     )
     if built is None:
         return None
-    return Rows(*built)
+    lines, count, expired, names = built
+    if allows is not None and not all(map(allows, names)):
+        return None
+    builder.expired += expired
+    return Rows(lines, count)

@@ -99,10 +99,11 @@ def compiled_path(body: bytes, budget: Budget) -> tuple[bytes, int, int, set[Any
     parsed = rowpath.parse(body, wrapped=False)
     if parsed is None:
         return None
-    rows = rowpath.results(parsed, builder(budget), HOST)
+    build, names = builder(budget), set()
+    rows = rowpath.results(parsed, build, HOST, lambda name: names.add(name) or True)
     if rows is None:
         return None
-    return rows.lines, rows.count, rows.expired, set(rows.names)
+    return rows.lines, rows.count, build.expired, names
 
 
 UNLIMITED = Budget()
@@ -206,5 +207,5 @@ def test_only_osquerys_result_wrapper_is_read_wrapped():
 def test_lines_of_another_host_are_left_to_the_python_path():
     lines = body_of(random.Random(5))  # noqa: S311 - test data, seeded
     parsed = rowpath.parse(orjson.dumps(lines), wrapped=False)
-    assert rowpath.results(parsed, builder(UNLIMITED), "host-2") is None
-    assert rowpath.results(parsed, builder(UNLIMITED), HOST) is not None
+    assert rowpath.results(parsed, builder(UNLIMITED), "host-2", None) is None
+    assert rowpath.results(parsed, builder(UNLIMITED), HOST, None) is not None

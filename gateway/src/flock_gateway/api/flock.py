@@ -136,12 +136,10 @@ def _compiled_rows(
     parsed = rowpath.parse(body, wrapped=False)
     if parsed is None:
         return None
-    rows = rowpath.results(parsed, builder, agent.username)
-    if rows is None or (
-        svc.config.strict_allowlist and not all(map(svc.schedule.allows, rows.names))
-    ):
+    allows = svc.schedule.allows if svc.config.strict_allowlist else None
+    rows = rowpath.results(parsed, builder, agent.username, allows)
+    if rows is None:
         return None
-    builder.expired += rows.expired
     return len(parsed), rows.lines, rows.count, 0
 
 

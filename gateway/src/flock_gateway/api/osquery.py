@@ -345,10 +345,9 @@ def _compiled_results(
     path; None for the Python path."""
     if len(parsed) > svc.config.osquery_max_lines:
         return None
-    rows = rowpath.results(parsed, builder, _host(agent))
-    if rows is None or not all(map(svc.schedule.allows, rows.names)):
+    rows = rowpath.results(parsed, builder, _host(agent), svc.schedule.allows)
+    if rows is None:
         return None
-    builder.expired += rows.expired
     return len(parsed), rows.lines, rows.count, 0, 0
 
 
