@@ -19,8 +19,8 @@ from flock_testinfra.esnode import node_url
 
 from flock_gateway.app import create_app
 from flock_gateway.config import load_config
+from flock_gateway.indices import IndexNames
 from flock_gateway.storage.client import make_client
-from flock_gateway.storage.names import IndexNames
 from flock_gateway.storage.templates import setup_storage
 
 

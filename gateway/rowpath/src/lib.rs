@@ -1,54 +1,112 @@
-//! The gateway's row path for the usual result body, compiled.
+//! The compiled accelerator of the gateway's rows (`flock_gateway/accelerator.py`).
 //!
 //! `parse` reads a request body; `Body::results` turns its lines into the bulk lines of
 //! their documents: the bytes the gateway's Python path (`documents.DocumentBuilder`)
-//! writes for the same body, byte for byte. It does so only for the usual body: every
-//! line an object with the fields osquery sends, each of its exact JSON type, named for
-//! the sending host, with flat `columns` and `decorations` of strings, integers,
+//! writes for the same body, byte for byte. It does so only for a plain body: every line
+//! an object whose fields are those `Rules` names, each of its exact JSON type, named for
+//! the sending host, other fields and `object` fields' members strings, integers,
 //! booleans and nulls. For anything else it answers `None` and the gateway runs its
 //! Python path from the start, which is where every error, and every rule about what is
 //! accepted, is defined: so this code has no error messages, and declining is always
-//! safe. Each line is checked here at least as strictly as there (`flock_gateway.
-//! validation`: `parse_json`'s structure limits and `validate_result_item`'s quick check).
-//!
-//! The index, `@timestamp` and source head of a row come from the Python side, one call
-//! of `stamp` per distinct `unixTime` of the body, so time and retention rules live in
-//! one place.
+//! safe. What it checks (field names, types, limits) is given by the Python side in
+//! `Rules`; what the documents are (index, time, the parts of their lines, the ids'
+//! prefix) too, so no rule is written here twice.
 
 mod json;
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use sha2::{Digest, Sha256};
 
 use json::{Object, Value, HEX};
 
-// validation.MAX_KEYS_PER_OBJECT and MAX_KEY_LEN (characters there; bytes here, never
-// fewer, so this declines a superset)
-const MAX_KEYS: usize = 1000;
-const MAX_KEY_LEN: usize = 256;
-// validation._USUAL_LINE: the fields every usual line has, each of one type (usual())
-const REQUIRED: [&str; 9] = [
-    "name",
-    "hostIdentifier",
-    "calendarTime",
-    "action",
-    "epoch",
-    "counter",
-    "unixTime",
-    "numerics",
-    "columns",
-];
-// the kind of document a result line is (documents.DocumentBuilder.results)
-const KIND: &str = "results";
-
-// a row time's bulk action head and source head; None: older than the retention
-type Heads = Option<(Vec<u8>, Vec<u8>)>;
+// a row time's line parts (before the id, before the row); None: older than the retention
+type Parts = Option<(Vec<u8>, Vec<u8>)>;
 // what `Body::results` answers: bulk lines, documents, expired rows, query names
-type Rows<'py> = (Bound<'py, PyBytes>, usize, usize, Vec<String>);
+type Written<'py> = (Bound<'py, PyBytes>, usize, usize, Vec<String>);
+// how a document's bulk lines end (documents.LINES_END)
+const LINES_END: &[u8] = b"}\n";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    String,
+    Int,
+    Bool,
+    // an object of `key_ok` names and scalar values
+    Object,
+    // a string equal to the sending host
+    Host,
+    // a line with this field is left to the Python path
+    Decline,
+}
+
+/// What a plain line is, as the Python side defines it (`accelerator.RULES`).
+#[pyclass(frozen, module = "flock_rowpath")]
+pub struct Rules {
+    fields: HashMap<String, Kind>,
+    optional: HashSet<String>,
+    // how many of `fields` every plain line has (all but the optional and declining ones)
+    required: usize,
+    query_field: String,
+    time_field: String,
+    max_keys: usize,
+    max_key_len: usize,
+}
+
+#[pymethods]
+impl Rules {
+    /// `fields`: name -> "string" | "int" | "bool" | "object" | "host" | "decline"; all
+    /// but `optional` ones and "decline" ones are required. `query_field` must be a
+    /// "string" field, `time_field` an "int" one.
+    #[new]
+    #[pyo3(signature = (*, fields, optional, query_field, time_field, max_keys, max_key_len))]
+    fn new(
+        fields: HashMap<String, String>,
+        optional: Vec<String>,
+        query_field: String,
+        time_field: String,
+        max_keys: usize,
+        max_key_len: usize,
+    ) -> PyResult<Self> {
+        let mut kinds = HashMap::new();
+        let mut required = 0;
+        for (name, kind) in fields {
+            let kind = match kind.as_str() {
+                "string" => Kind::String,
+                "int" => Kind::Int,
+                "bool" => Kind::Bool,
+                "object" => Kind::Object,
+                "host" => Kind::Host,
+                "decline" => Kind::Decline,
+                other => return Err(PyValueError::new_err(format!("unknown kind {other:?}"))),
+            };
+            if kind != Kind::Decline && !optional.contains(&name) {
+                required += 1;
+            }
+            kinds.insert(name, kind);
+        }
+        let required_as = |name: &str, kind: Kind| {
+            kinds.get(name) == Some(&kind) && !optional.iter().any(|o| o == name)
+        };
+        if !required_as(&query_field, Kind::String) || !required_as(&time_field, Kind::Int) {
+            return Err(PyValueError::new_err("query_field and time_field must be required"));
+        }
+        let optional = optional.into_iter().collect();
+        Ok(Rules {
+            fields: kinds,
+            optional,
+            required,
+            query_field,
+            time_field,
+            max_keys,
+            max_key_len,
+        })
+    }
+}
 
 /// A parsed body: its lines, and for osquery's wrapper its node key and log type.
 #[pyclass(frozen, module = "flock_rowpath")]
@@ -63,8 +121,8 @@ pub struct Body {
 }
 
 /// The body's lines: `body` is a JSON array of objects (`wrapped` false, /submit) or
-/// osquery's `{"node_key": str, "log_type": str, "data": [objects]}` (`wrapped` true);
-/// `None` for any other body (the Python path answers it).
+/// osquery's `{"node_key": str, "log_type": "result", "data": [objects]}` (`wrapped`
+/// true); `None` for any other body (the Python path answers it, parsing it once).
 #[pyfunction]
 fn parse(body: &Bound<'_, PyBytes>, wrapped: bool) -> Option<Body> {
     let data = body.as_bytes();
@@ -81,6 +139,9 @@ fn parse(body: &Bound<'_, PyBytes>, wrapped: bool) -> Option<Body> {
             else {
                 return None;
             };
+            if kind != "result" {
+                return None;
+            }
             (lines, Some(key.into_owned()), Some(kind.into_owned()))
         }
         _ => return None,
@@ -98,44 +159,45 @@ impl Body {
     }
 
     /// `(bulk lines, documents, expired rows, the lines' distinct query names)` for
-    /// result lines sent by `host` and stored for `username`, or `None` when a line is
-    /// not the usual one or the body exceeds its budget (`max_docs` documents,
-    /// `max_bytes` bytes of canonical rows). `stamp(unixTime)` answers the row time's
-    /// `(action head, source head)`, or `None` for a row older than the retention.
+    /// result lines sent by `host`, when every line is plain by `rules`; `None` when one
+    /// is not or the body exceeds its budget (`max_docs` documents, `max_bytes` bytes of
+    /// canonical rows). A document's id is the first 40 hex digits of the SHA-256 of
+    /// `id_prefix`, the canonical row, NUL, its occurrence among identical rows, NUL
+    /// (documents.doc_id). `row_time(unixTime)` answers the row time's line parts
+    /// `(before the id, before the row)`, or `None` for a row older than the retention.
+    #[allow(clippy::too_many_arguments)]
     fn results<'py>(
         &self,
         py: Python<'py>,
+        rules: &Rules,
         host: &str,
-        username: &str,
-        stamp: &Bound<'py, PyAny>,
+        id_prefix: &[u8],
+        row_time: &Bound<'py, PyAny>,
         max_docs: usize,
         max_bytes: usize,
-    ) -> PyResult<Option<Rows<'py>>> {
+    ) -> PyResult<Option<Written<'py>>> {
         let mut rows: Vec<Line> = Vec::with_capacity(self.lines.len());
         for line in &self.lines {
-            match usual(line, host) {
+            match plain(rules, line, host) {
                 Some(row) => rows.push(row),
                 None => return Ok(None),
             }
         }
         let mut base = Sha256::new();
-        base.update(username.as_bytes());
-        base.update(b"\0");
-        base.update(KIND.as_bytes());
-        base.update(b"\0");
-        let mut stamps: HashMap<i64, Heads> = HashMap::new();
+        base.update(id_prefix);
+        let mut times: HashMap<i64, Parts> = HashMap::new();
         // by the digest of the row (after the id's prefix): a SHA-256 collision aside, one
         // per distinct canonical row, without keeping or rehashing the row itself
         let mut seen: HashMap<[u8; 32], i64> = HashMap::new();
         let mut names: HashSet<&str> = HashSet::new();
-        let mut out: Vec<u8> = Vec::with_capacity(self.lines.len() * 768);
+        let mut out: Vec<u8> = Vec::new();
         let mut canon: Vec<u8> = Vec::with_capacity(1024);
         let (mut docs, mut bytes, mut expired) = (0usize, 0usize, 0usize);
         for Line { row, name, time } in rows {
             names.insert(name);
-            let heads = match stamps.entry(time) {
+            let parts = match times.entry(time) {
                 Entry::Occupied(known) => known.into_mut(),
-                Entry::Vacant(new) => new.insert(stamp_heads(stamp, time)?),
+                Entry::Vacant(new) => new.insert(row_time.call1((time,))?.extract::<Parts>()?),
             };
             canon.clear();
             json::write_object(&mut canon, row);
@@ -144,7 +206,7 @@ impl Body {
             if docs > max_docs || bytes > max_bytes {
                 return Ok(None);
             }
-            let Some((action, head)) = heads else {
+            let Some((before_id, before_row)) = parts else {
                 expired += 1;
                 continue;
             };
@@ -158,31 +220,25 @@ impl Body {
             tail.push(b'\0');
             *count += 1;
             digest.update(&tail);
-            out.extend_from_slice(action);
-            out.push(b'"');
+            out.extend_from_slice(before_id);
             push_hex40(&mut out, &digest.finalize());
-            out.extend_from_slice(b"\"}}\n");
-            out.extend_from_slice(head);
+            out.extend_from_slice(before_row);
             out.extend_from_slice(&canon);
-            out.extend_from_slice(b"}\n");
+            out.extend_from_slice(LINES_END);
         }
         let names = names.into_iter().map(str::to_owned).collect();
         Ok(Some((PyBytes::new(py, &out), docs - expired, expired, names)))
     }
 }
 
-fn stamp_heads(stamp: &Bound<'_, PyAny>, time: i64) -> PyResult<Heads> {
-    stamp.call1((time,))?.extract::<Heads>()
-}
-
 /// A field name the Python path takes without a word (validation._check_key): not
 /// empty, not starting with white space, no leading, trailing or doubled dot, short.
-fn key_ok(key: &str) -> bool {
+fn key_ok(key: &str, max_key_len: usize) -> bool {
     let Some(first) = key.chars().next() else { return false };
     // Python's str.isspace() also counts U+001C..U+001F, which Rust's does not
     !(first.is_whitespace()
         || ('\u{1c}'..='\u{1f}').contains(&first)
-        || key.len() > MAX_KEY_LEN
+        || key.len() > max_key_len
         || key.starts_with('.')
         || key.ends_with('.')
         || key.contains(".."))
@@ -194,48 +250,60 @@ fn scalar(value: &Value) -> bool {
     matches!(value, Value::String(_) | Value::Int(_) | Value::Bool(_) | Value::Null)
 }
 
-fn flat(value: &Value) -> bool {
+fn flat(rules: &Rules, value: &Value) -> bool {
     matches!(value, Value::Object(map)
-        if map.len() <= MAX_KEYS && map.iter().all(|(key, cell)| key_ok(key) && scalar(cell)))
+        if map.len() <= rules.max_keys
+            && map.iter().all(|(key, cell)| key_ok(key, rules.max_key_len) && scalar(cell)))
 }
 
-/// A usual result line: the row, its query name and its time.
+/// A plain result line: the row, its query name and its time.
 struct Line<'a> {
     row: &'a Object<'a>,
     name: &'a str,
     time: i64,
 }
 
-/// validate_result_item's usual line, sent by `host`: one pass over its fields.
-fn usual<'a>(line: &'a Value, host: &str) -> Option<Line<'a>> {
+/// A plain line by `rules`, sent by `host`: one pass over its fields.
+fn plain<'a>(rules: &Rules, line: &'a Value, host: &str) -> Option<Line<'a>> {
     let Value::Object(row) = line else { return None };
-    if row.len() > MAX_KEYS {
+    if row.len() > rules.max_keys {
         return None;
     }
     let (mut name, mut time, mut required) = (None, None, 0);
     for (key, value) in row.iter() {
-        match (key, value) {
-            ("name", Value::String(text)) => name = Some(text.as_ref()),
-            ("unixTime", Value::Int(number)) => time = Some(*number),
-            ("hostIdentifier", Value::String(text)) if text == host => {}
-            ("calendarTime" | "action", Value::String(_))
-            | ("epoch" | "counter", Value::Int(_))
-            | ("numerics", Value::Bool(_)) => {}
-            ("columns", object) if flat(object) => {}
-            ("decorations", object) if flat(object) => continue,
-            (key, value)
-                if !REQUIRED.contains(&key)
-                    && !matches!(key, "decorations" | "host_uuid" | "snapshot")
-                    && key_ok(key)
-                    && scalar(value) =>
-            {
-                continue
+        let Some(kind) = rules.fields.get(key) else {
+            // a field the rules do not name: any scalar under a name the Python path takes
+            if key_ok(key, rules.max_key_len) && scalar(value) {
+                continue;
             }
-            _ => return None,
+            return None;
+        };
+        let ok = match (kind, value) {
+            (Kind::String, Value::String(text)) => {
+                if key == rules.query_field {
+                    name = Some(text.as_ref());
+                }
+                true
+            }
+            (Kind::Int, Value::Int(number)) => {
+                if key == rules.time_field {
+                    time = Some(*number);
+                }
+                true
+            }
+            (Kind::Bool, Value::Bool(_)) => true,
+            (Kind::Object, object) => flat(rules, object),
+            (Kind::Host, Value::String(text)) => text == host,
+            _ => false,
+        };
+        if !ok {
+            return None;
         }
-        required += 1; // one of REQUIRED (an object has each key once)
+        if !rules.optional.contains(key) {
+            required += 1; // each key once: an object has each key once
+        }
     }
-    if required != REQUIRED.len() {
+    if required != rules.required {
         return None;
     }
     Some(Line { row, name: name?, time: time? })
@@ -253,5 +321,6 @@ fn push_hex40(out: &mut Vec<u8>, digest: &[u8]) {
 fn flock_rowpath(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(parse, module)?)?;
     module.add_class::<Body>()?;
+    module.add_class::<Rules>()?;
     Ok(())
 }

@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -19,7 +20,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .fields import FLOCK_AGENT
-from .validation import USERNAME_RE
+
+# Starts with a letter or digit: names like "_search", "-" or "__x" look like storage
+# internals (and the registry keeps "__generation__"). Case does not make a different
+# name: "Laptop-1" and "laptop-1" are one identity (see storage/registry.py).
+USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 HASH_PREFIX = "sha256:"
 MAX_TOKEN_LEN = 256

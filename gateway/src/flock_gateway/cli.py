@@ -16,16 +16,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from .app import CannotStart, create_app
+from .auth import USERNAME_RE
 from .config import Config, ConfigError, load_config
 from .errors import HttpError
+from .indices import IndexNames
 from .osquery_flags import flags_file
 from .storage.client import NOT_SET_UP, make_client, probe
 from .storage.errors import StorageError, StorageRejected, StorageThrottled, StorageUnavailable
-from .storage.names import IndexNames
 from .storage.registry import Registry, UnknownAgent
 from .storage.retention import prune
 from .storage.templates import missing_templates, setup_storage
-from .validation import USERNAME_RE, validate_name
+from .validation import validate_name
 
 
 class CliError(Exception):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .storage.names import GRANULARITIES, shard_budget, shards_needed
+from .indices import GRANULARITIES, shard_budget, shards_needed
 
 MIB = 1024 * 1024
 

@@ -26,16 +26,28 @@ from typing import Any, NamedTuple
 import orjson
 
 from . import fields
-from .storage.names import AGENT_LOGS, RESULTS, STATUS
+from .indices import AGENT_LOGS, RESULTS, STATUS
 
 # Rows stamped further in the future than this (a laptop with a wrong clock) are still
 # stored, under the receipt day, so that one bad clock cannot create far-future indices.
 MAX_FUTURE = timedelta(days=2)
 
 
-# a row time's index, @timestamp, the start of its documents' bulk action (up to the id)
-# and of their source line (up to the client's data)
-Stamp = tuple[str, str, bytes, bytes]
+class RowTime(NamedTuple):
+    """Where a row stamped at one time goes, and the parts of its documents' bulk lines
+    that follow from that time (shared by every row of a request stamped the same)."""
+
+    index: str
+    timestamp: str
+    # A document's bulk lines are ``before_id``, its id, ``before_row``, the client's row
+    # as JSON, LINES_END: the ``create`` action up to the id, then the rest of the action
+    # and the source line up to the client's data. The compiled accelerator
+    # (accelerator.py) splices the same parts.
+    before_id: bytes
+    before_row: bytes
+
+
+LINES_END = b"}\n"
 
 
 class Doc(NamedTuple):
@@ -54,16 +66,11 @@ def action_head(index: str) -> bytes:
     return b'{"create":{"_index":%b,"_id":' % orjson.dumps(index)
 
 
-# A document's bulk lines from its stamp's action head and source head, its id (hex
-# digits: nothing to escape) and the client's row as JSON.
-_LINES = b'%b"%b"}}\n%b%b}\n'
-
-
 def canonical_bytes(value: Any) -> bytes:
     """Sorted keys, compact, UTF-8: the text a row's id is derived from.
 
     orjson writes the same text as ``json.dumps(sort_keys=True, separators=(",", ":"),
-    ensure_ascii=False)`` (the id scheme's definition) about 30 times faster, except for
+    ensure_ascii=False)`` (the id scheme's definition) at C speed, except for
     floats in exponent notation (``1e16``, not ``1e+16``); what orjson refuses (integers
     beyond 64 bits, non-string keys) goes through the standard library.
     """
@@ -78,22 +85,25 @@ def canonical(value: Any) -> str:
     return canonical_bytes(value).decode("utf-8")
 
 
-def _id_hasher(username: str, kind: str) -> Any:
-    digest = hashlib.sha256()
-    digest.update(username.encode("utf-8") + b"\x00" + kind.encode("utf-8") + b"\x00")
-    return digest
+def id_prefix(username: str, kind: str) -> bytes:
+    """What every id of ``username``'s ``kind`` documents hashes first."""
+    return username.encode("utf-8") + b"\x00" + kind.encode("utf-8") + b"\x00"
 
 
 def _id(hasher: Any, canonical_row: bytes, occurrence: int) -> str:
     digest = hasher.copy()
     digest.update(canonical_row)  # not joined to the rest first: a copy of the row less
     digest.update(b"\x00%d\x00" % occurrence)
-    return digest.hexdigest()[:40]
+    return digest.hexdigest()[:ID_DIGITS]
+
+
+# an id is the first 40 hex digits of the SHA-256 (160 bits: no collision in practice)
+ID_DIGITS = 40
 
 
 def doc_id(username: str, kind: str, canonical_row: str, occurrence: int) -> str:
     """sha256 of ``username NUL kind NUL canonical-row NUL occurrence NUL``, 40 hex digits."""
-    return _id(_id_hasher(username, kind), canonical_row.encode("utf-8"), occurrence)
+    return _id(hashlib.sha256(id_prefix(username, kind)), canonical_row.encode("utf-8"), occurrence)
 
 
 def parse_epoch(value: Any) -> int | None:
@@ -224,47 +234,41 @@ class DocumentBuilder:
             fields.SOURCE: tag.source,
             fields.RECEIVED_AT: iso(self.received),
         }
-        # rows of one request mostly share their time: (index, @timestamp, the source
-        # line up to the client's data), or None when expired, per kind and raw time value
-        self._stamps: dict[tuple[str, Any], Stamp | None] = {}
+        # rows of one request mostly share their time: its RowTime, or None when expired,
+        # per kind and raw time value
+        self._times: dict[tuple[str, Any], RowTime | None] = {}
 
-    def _flock(self) -> dict[str, Any]:
-        return self._gateway
-
-    def _stamp(self, kind: str, raw: Any, seconds: float | None) -> Stamp | None:
-        """Index and @timestamp of a row whose time field is ``raw`` (``seconds`` since
-        the epoch, or None); None when the row is older than the retention period."""
+    def row_time(self, kind: str, raw: Any, seconds: float | None) -> RowTime | None:
+        """Where a ``kind`` row whose time field is ``raw`` (``seconds`` since the epoch, or
+        None) goes; None when the row is older than the retention period."""
         key = (kind, raw)
         try:
-            return self._stamps[key]
+            return self._times[key]
         except KeyError:
             pass
         except TypeError:  # an unhashable raw value: no time, and nothing to cache
             key = (kind, None)
             seconds = None
         ts = row_time(seconds, self.received)
-        stamp = None
+        found = None
         if ts >= self.oldest:
             timestamp = iso(ts)
             head = orjson.dumps({fields.TIMESTAMP: timestamp, fields.GATEWAY: self._gateway})
             index = daily_index(self.prefix, kind, ts, self.granularity)
-            stamp = (
+            found = RowTime(
                 index,
                 timestamp,
-                action_head(index),
-                b'%b,"%b":' % (head[:-1], CLIENT_KEY.encode()),
+                action_head(index) + b'"',
+                b'"}}\n%b,"%b":' % (head[:-1], CLIENT_KEY.encode()),
             )
-        self._stamps[key] = stamp
-        return stamp
+        self._times[key] = found
+        return found
 
-    def stamp_heads(self, kind: str, raw: int) -> tuple[bytes, bytes] | None:
-        """The bulk action head and the source head of a ``kind`` row whose time field is
-        the integer ``raw``; None when the row is older than the retention period. For
-        the compiled row path (rowpath.py), which writes the rest of the row's lines."""
-        stamp = self._stamp(kind, raw, raw)
-        return None if stamp is None else (stamp[2], stamp[3])
+    def id_prefix(self, kind: str) -> bytes:
+        return id_prefix(self.tag.username, kind)
 
-    def _spend(self, docs: int, size: int) -> None:
+    def spend(self, docs: int, size: int) -> None:
+        """Charge ``docs`` documents of ``size`` bytes of client data to the budget."""
         self._docs += docs
         self._bytes += size
         if self._docs > self.budget.max_docs:
@@ -279,114 +283,66 @@ class DocumentBuilder:
             )
 
     def _make(
-        self,
-        kind: str,
-        row: dict[str, Any],
-        stamp: Stamp | None,
-        canon: bytes,
-        data: bytes | None = None,
+        self, kind: str, row: dict[str, Any], when: RowTime | None, canon: bytes, data: bool
     ) -> Doc | None:
-        """``data``: the row's JSON text, when known (then the source line is spliced)."""
-        if stamp is None:
+        """The document of ``row``, its id made of ``canon``; ``data``: ``canon`` is the
+        row's own JSON text, so the bulk lines are written now."""
+        if when is None:
             self.expired += 1
             return None
         seen, hasher = self._hasher(kind)
         occurrence = seen.get(canon, 0)
         seen[canon] = occurrence + 1
-        index, timestamp, action, head = stamp
-        source = {fields.TIMESTAMP: timestamp, fields.GATEWAY: self._gateway, CLIENT_KEY: row}
+        source = {fields.TIMESTAMP: when.timestamp, fields.GATEWAY: self._gateway, CLIENT_KEY: row}
         ident = _id(hasher, canon, occurrence)
         lines = None
-        if data is not None:
-            lines = _LINES % (action, ident.encode(), head, data)
-        return Doc(index, ident, source, lines)
+        if data:
+            lines = b"".join((when.before_id, ident.encode(), when.before_row, canon, LINES_END))
+        return Doc(when.index, ident, source, lines)
 
-    def _plain(self, kind: str, item: dict[str, Any], stamp: Stamp | None) -> Doc | None:
+    def _plain(self, kind: str, item: dict[str, Any], when: RowTime | None) -> Doc | None:
         canon = canonical_bytes(item)
-        self._spend(1, len(canon))
+        self.spend(1, len(canon))
         # the canonical text is the row itself, keys sorted: stored as is, it spares a
         # second encoding of every row
-        return self._make(kind, item, stamp, canon, canon)
+        return self._make(kind, item, when, canon, data=True)
 
     def _hasher(self, kind: str) -> tuple[dict[bytes, int], Any]:
         seen = self._seen.get(kind)
         if seen is None:
             seen = self._seen[kind] = {}
-            self._hashers[kind] = _id_hasher(self.tag.username, kind)
+            self._hashers[kind] = hashlib.sha256(self.id_prefix(kind))
         return seen, self._hashers[kind]
 
     def results(self, items: Iterable[dict[str, Any]]) -> list[Doc]:
         """osquery result lines (differential or snapshot) -> one doc per row."""
-        return self._rows(RESULTS, items, snapshots=True)
-
-    def _rows(self, kind: str, items: Iterable[dict[str, Any]], *, snapshots: bool) -> list[Doc]:
-        # What _plain/_make do for a row, in one loop: at a thousand rows per request the
-        # calls between them were a good part of the gateway's CPU per row.
         docs: list[Doc] = []
-        append = docs.append
-        seen, hasher = self._hasher(kind)
-        stamps = self._stamps
-        gateway = self._gateway
-        max_docs, max_bytes = self.budget.max_docs, self.budget.max_bytes
-        dumps, sort_keys = orjson.dumps, orjson.OPT_SORT_KEYS
-        new_doc, layout = tuple.__new__, _LINES
         for item in items:
             raw = item.get("unixTime")
-            key = (kind, raw)
-            if (type(raw) is int or type(raw) is str) and key in stamps:
-                stamp = stamps[key]
-            else:
-                stamp = self._stamp(kind, raw, parse_epoch(raw))
-            if snapshots and isinstance(item.get("snapshot"), list):
-                self._snapshot(item, stamp, append)
-                continue
-            try:
-                canon = dumps(item, option=sort_keys)
-            except TypeError:
-                canon = canonical_bytes(item)
-            self._docs += 1
-            self._bytes += len(canon)
-            if self._docs > max_docs or self._bytes > max_bytes:
-                self._spend(0, 0)  # raises TooLarge with the reason
-            if stamp is None:
-                self.expired += 1
-                continue
-            occurrence = seen.get(canon, 0)
-            seen[canon] = occurrence + 1
-            index, timestamp, action, head = stamp
-            ident = _id(hasher, canon, occurrence)
-            # the canonical text is the row itself, keys sorted: stored as is, it spares
-            # a second encoding of every row
-            append(
-                new_doc(
-                    Doc,
-                    (
-                        index,
-                        ident,
-                        {fields.TIMESTAMP: timestamp, fields.GATEWAY: gateway, CLIENT_KEY: item},
-                        layout % (action, ident.encode(), head, canon),
-                    ),
-                )
-            )
+            when = self.row_time(RESULTS, raw, parse_epoch(raw))
+            if isinstance(item.get("snapshot"), list):
+                docs += self._snapshot(item, when)
+            elif (doc := self._plain(RESULTS, item, when)) is not None:
+                docs.append(doc)
         return docs
 
-    def _snapshot(self, item: dict[str, Any], stamp: Stamp | None, append: Any) -> None:
+    def _snapshot(self, item: dict[str, Any], when: RowTime | None) -> Iterable[Doc]:
         rows = item["snapshot"]
         base = {k: v for k, v in item.items() if k != "snapshot"}
         base.setdefault("action", "snapshot")
         base_canon = canonical_bytes(base)
         # every row document repeats the base: charge for it before building any
-        self._spend(len(rows), len(base_canon) * len(rows))
+        self.spend(len(rows), len(base_canon) * len(rows))
         base_digest = hashlib.sha256(base_canon).hexdigest()
         for position, row in enumerate(rows):
             expanded = {**base, "columns": row}
             # the row's position keeps identical rows of one snapshot apart
             identity = ["snapshot", base_digest, position, row]
             canon = canonical_bytes(identity)
-            self._spend(0, len(canon))
-            doc = self._make(RESULTS, expanded, stamp, canon)
+            self.spend(0, len(canon))
+            doc = self._make(RESULTS, expanded, when, canon, data=False)
             if doc is not None:
-                append(doc)
+                yield doc
 
     def agent_logs(self, items: Iterable[dict[str, Any]]) -> list[Doc]:
         """Flock agent event log lines; ``timestamp`` is in milliseconds."""
@@ -395,9 +351,13 @@ class DocumentBuilder:
             raw = item.get("timestamp")
             ms = parse_epoch(raw)
             seconds = ms / 1000 if ms is not None and abs(ms) < 10**15 else None
-            docs.append(self._plain(AGENT_LOGS, item, self._stamp(AGENT_LOGS, raw, seconds)))
+            docs.append(self._plain(AGENT_LOGS, item, self.row_time(AGENT_LOGS, raw, seconds)))
         return [d for d in docs if d is not None]
 
     def status(self, items: Iterable[dict[str, Any]]) -> list[Doc]:
         """osquery status log lines."""
-        return self._rows(STATUS, items, snapshots=False)
+        docs = []
+        for item in items:
+            raw = item.get("unixTime")
+            docs.append(self._plain(STATUS, item, self.row_time(STATUS, raw, parse_epoch(raw))))
+        return [d for d in docs if d is not None]

@@ -1,6 +1,10 @@
 """HTTP errors, their JSON shape ``{"error": true, "error_msg": "..."}``, and what each
 storage error means to a client.
 
+Some requests never reach the app: a request line or headers gunicorn cannot parse (400),
+headers over its limits (431), a URI too long (414). gunicorn answers those itself, with
+an HTML page; :func:`install_gunicorn_errors` makes it answer them in the same JSON shape.
+
 The Flock agent treats 401 as "permission denied", any other non-200 as a failure to be
 retried, and reads ``error``/``error_msg`` from 200 and 400 bodies, so every failure keeps
 exactly that shape.
@@ -8,9 +12,12 @@ exactly that shape.
 
 from __future__ import annotations
 
+import json
+import socket
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from gunicorn import util
 from werkzeug.exceptions import HTTPException
 
 from .logging import get_logger
@@ -103,3 +110,49 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(exc: Exception) -> Response:  # pragma: no cover - last resort
         app.logger.exception("unhandled error")
         return error_response("Internal error", 500)
+
+
+# gunicorn's own error answers, in each worker that loads the app (wsgi.py)
+
+
+def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
+    body = json.dumps({"error": True, "error_msg": reason}).encode("utf-8")
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+    _linger(sock)
+
+
+# What is read (and dropped) of a refused request after its answer, at most.
+LINGER_BYTES = 256 * 1024
+LINGER_SECONDS = 1.0
+
+
+def _linger(sock: socket.socket) -> None:
+    """Read what is left of the refused request before gunicorn closes the socket.
+
+    Closing a socket with unread input makes the kernel reset the connection, and a
+    client that is still sending (a URI over the limit arrives in several pieces) then
+    loses the answer before reading it. So: no more output, then read the rest for a
+    bounded time and size, as web servers' "lingering close" does.
+    """
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(LINGER_SECONDS)
+        left = LINGER_BYTES
+        while left > 0:
+            data = sock.recv(min(left, 65536))
+            if not data:
+                break
+            left -= len(data)
+    except OSError:  # reset, timed out, already closed: nothing more to do
+        pass
+
+
+def install_gunicorn_errors() -> None:
+    """Make gunicorn (in this process) answer its own errors as JSON."""
+    util.write_error = write_json_error  # type: ignore[assignment]

@@ -9,9 +9,9 @@ from flask import current_app
 
 from .auth import Authenticator
 from .config import Config
+from .indices import IndexNames
 from .metrics import Metrics
 from .schedule import Schedule
-from .storage.names import IndexNames
 from .storage.registry import Registry
 from .storage.results import BulkWriter
 

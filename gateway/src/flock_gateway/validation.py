@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import operator
-import re
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
+from .auth import USERNAME_RE
 from .errors import BadRequest
 
-# Starts with a letter or digit: names like "_search", "-" or "__x" look like storage
-# internals (and the registry keeps "__generation__"). Case does not make a different
-# name: "Laptop-1" and "laptop-1" are one identity (see storage/registry.py).
-USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 MAX_NAME_LEN = 200
 MAX_DEPTH = 8  # objects/arrays nested deeper than this are refused
 MAX_KEY_LEN = 256
@@ -29,11 +24,12 @@ MAX_KEYS_PER_OBJECT = 1000
 # resend (and past 1000 digits fails the whole bulk request), so it is refused here.
 MAX_INT = 2**64
 
-# Top-level fields whose JSON type is fixed by the index template. A value of another type
-# would make Elasticsearch refuse the document, so it is refused here instead.
-_STRING_FIELDS = ("name", "hostIdentifier", "host_uuid", "calendarTime", "action")
-_INT_FIELDS = ("epoch", "counter")
-_SCALAR_OBJECT_FIELDS = ("columns", "decorations")
+# A result line's fields whose JSON type is fixed by the index template. A value of another
+# type would make Elasticsearch refuse the document, so it is refused here instead.
+RESULT_HOST_FIELDS = ("hostIdentifier", "host_uuid")  # strings; one must name the sender
+RESULT_STRING_FIELDS = ("name", "calendarTime", "action")
+RESULT_INT_FIELDS = ("epoch", "counter", "unixTime")  # integers, or strings of digits
+RESULT_OBJECT_FIELDS = ("columns", "decorations")  # objects of scalars
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -51,9 +47,9 @@ _PLAIN = frozenset({str, int, bool, type(None)})
 
 
 # Field names already found acceptable, shared by all requests of the process: agents send
-# the same few dozen names over and over, and checking them was a tenth of a small
-# request's CPU. Bounded, so names a client makes up cannot grow it without limit (past
-# the bound, names are checked per request as before).
+# the same few dozen names over and over, so each is checked once. Bounded, so names a
+# client makes up cannot grow it without limit (past the bound, names are checked per
+# request as before).
 _KEYS_OK: set[str] = set()
 _KEYS_OK_MAX = 10_000
 
@@ -96,6 +92,14 @@ def parse_json(body: bytes) -> Any:
     return value
 
 
+def parse_object(body: bytes) -> dict[str, Any]:
+    """parse_json for a body that must be one JSON object."""
+    value = parse_json(body)
+    if not isinstance(value, dict):
+        raise BadRequest("Invalid JSON object")
+    return value
+
+
 def _check_parsed(value: Any) -> None:
     """check_structure for what orjson parsed: the same limits, scanning each container's
     values at C speed (``set(map(type, ...))``) and looking closer only at containers and
@@ -125,50 +129,12 @@ def _check_parsed(value: Any) -> None:
             children = node
         if plain(map(type, children)):
             continue
-        leaf_ok = depth + 1 < MAX_DEPTH
-        row_ok = depth + 2 < MAX_DEPTH
         for child in children:
             kind = type(child)
-            if kind is dict:
-                # the common objects (a row, its columns) are checked here, without a
-                # trip through the stack
-                if _row(child, keys_ok) if row_ok else leaf_ok and _flat(child, keys_ok):
-                    continue
-                stack.append((child, depth + 1))
-            elif kind is list:
+            if kind is dict or kind is list:
                 stack.append((child, depth + 1))
             elif kind is float:
                 _check_float(child)
-
-
-def _flat(node: dict[str, Any], keys_ok: set[str]) -> bool:
-    """An object of known names and plain values (a row's columns): nothing to check."""
-    return (
-        len(node) <= MAX_KEYS_PER_OBJECT
-        and keys_ok.issuperset(node)
-        and _PLAIN.issuperset(map(type, node.values()))
-    )
-
-
-def _row(node: dict[str, Any], keys_ok: set[str]) -> bool:
-    """An object of known names whose values are plain or flat objects (a result line):
-    nothing to check. Anything else is left to the stack."""
-    if len(node) > MAX_KEYS_PER_OBJECT or not keys_ok.issuperset(node):
-        return False
-    plain = _PLAIN
-    for value in node.values():
-        kind = type(value)
-        if kind is dict:
-            # _flat, inline: a call per row's object was a tenth of this check
-            if not (
-                len(value) <= MAX_KEYS_PER_OBJECT
-                and keys_ok.issuperset(value)
-                and plain.issuperset(map(type, value.values()))
-            ):
-                return False
-        elif kind not in plain:
-            return False
-    return True
 
 
 def _check_float(value: Any) -> None:
@@ -296,47 +262,14 @@ def _is_int(value: Any) -> bool:
 
 
 _MISSING = object()
-_INT_FIELDS_ALL = (*_INT_FIELDS, "unixTime")
-
-
-_NO_OBJECT: dict[str, Any] = {}
-# The usual result line: these fields all present, each of exactly this type (what
-# osquery sends, and the strictest of what the full check allows).
-_USUAL_LINE = {
-    **{key: str for key in _STRING_FIELDS if key != "host_uuid"},
-    **dict.fromkeys(_INT_FIELDS_ALL, int),
-    "numerics": bool,
-    "columns": dict,
-}
-_usual_values = operator.itemgetter(*_USUAL_LINE)
-_USUAL_TYPES = tuple(_USUAL_LINE.values())
 
 
 def validate_result_item(i: int, item: dict[str, Any], username: str) -> None:
-    """Check one osquery result line: host, field types; raises BadRequest."""
-    # The usual line (named for this host, every typed field of its exact type, flat
-    # columns) passes by a handful of checks at C speed; anything else gets the full
-    # check below, which finds and names what is wrong.
-    try:
-        usual = tuple(map(type, _usual_values(item))) == _USUAL_TYPES
-    except KeyError:
-        usual = False
-    if not (
-        usual
-        and item["hostIdentifier"] == username
-        and "host_uuid" not in item
-        and "snapshot" not in item
-        and _SCALAR_TYPES.issuperset(map(type, item["columns"].values()))
-        and type(decorations := item.get("decorations", _NO_OBJECT)) is dict
-        and _SCALAR_TYPES.issuperset(map(type, decorations.values()))
-    ):
-        _validate_result_item(i, item, username)
-
-
-def _validate_result_item(i: int, item: dict[str, Any], username: str) -> None:
+    """Check one osquery result line: host, field types; raises BadRequest naming the
+    first thing wrong."""
     get = item.get
     found = False
-    for key in ("hostIdentifier", "host_uuid"):
+    for key in RESULT_HOST_FIELDS:
         host = get(key, _MISSING)
         if host is _MISSING:
             continue
@@ -345,18 +278,18 @@ def _validate_result_item(i: int, item: dict[str, Any], username: str) -> None:
             raise BadRequest(f"Item {i} does not contain the correct hostIdentifier")
     if not found:
         raise BadRequest(f"Item {i} does not contain the correct hostIdentifier")
-    for key in _STRING_FIELDS:
+    for key in RESULT_STRING_FIELDS:
         value = get(key, "")
         if not isinstance(value, str):
             raise BadRequest(f"Item {i}: {key} must be a string")
-    for key in _INT_FIELDS_ALL:
+    for key in RESULT_INT_FIELDS:
         value = get(key, 0)
         if type(value) is not int and not _is_int(value):
             raise BadRequest(f"Item {i}: {key} must be an integer")
     numerics = get("numerics", False)
     if not isinstance(numerics, bool) and numerics not in ("true", "false"):
         raise BadRequest(f"Item {i}: numerics must be a boolean")
-    for key in _SCALAR_OBJECT_FIELDS:
+    for key in RESULT_OBJECT_FIELDS:
         value = get(key, _MISSING)
         if value is not _MISSING:
             _check_scalar_object(i, key, value)

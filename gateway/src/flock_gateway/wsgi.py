@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 
-from . import server_errors
 from .app import CannotStart, create_app, tune_collector
 from .config import ConfigError
+from .errors import install_gunicorn_errors
 
-server_errors.install()
+install_gunicorn_errors()
 
 try:
     app = create_app()

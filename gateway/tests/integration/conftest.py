@@ -6,7 +6,7 @@ import pytest
 
 from flock_gateway.app import create_app
 from flock_gateway.config import Config
-from flock_gateway.storage.names import IndexNames
+from flock_gateway.indices import IndexNames
 from flock_gateway.storage.templates import setup_storage
 
 

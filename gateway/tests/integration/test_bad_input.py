@@ -19,7 +19,7 @@ def shared(es, es_url):
     import uuid
 
     from flock_gateway.app import create_app
-    from flock_gateway.storage.names import IndexNames
+    from flock_gateway.indices import IndexNames
     from flock_gateway.storage.templates import setup_storage
 
     from ..conftest import drop_prefix

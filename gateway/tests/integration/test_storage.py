@@ -105,7 +105,7 @@ def test_one_agents_columns_do_not_change_anothers_rows(client, es, prefix):
 def test_weekly_indices_are_mapped_by_the_template_and_pruned(es_url, es, prefix, storage):
     from flock_gateway.app import create_app
     from flock_gateway.config import Config
-    from flock_gateway.storage.names import IndexNames
+    from flock_gateway.indices import IndexNames
     from flock_gateway.storage.retention import prune
 
     cfg = Config(es_hosts=(es_url,), index_prefix=prefix, index_granularity="week")

@@ -158,7 +158,12 @@ def test_client_keys_never_reach_the_gateway_fields(forged):
     b = builder()
     for doc in [*b.results([row(**forged)]), *b.agent_logs([{"type": "t", **forged}])]:
         assert set(doc.source) == {"@timestamp", "flock", "data"}
-        assert doc.source["flock"] == b._flock()
+        assert doc.source["flock"] == {
+            "username": "host-1",
+            "name": "Nick Fury",
+            "source": "flock-agent",
+            "received_at": "2026-11-27T12:00:00.000Z",
+        }
         assert doc.source["data"]["type" if "type" in doc.source["data"] else "name"]
 
 

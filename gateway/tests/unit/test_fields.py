@@ -9,7 +9,7 @@ import pytest
 
 from flock_gateway import fields
 from flock_gateway.documents import DocumentBuilder, Tag
-from flock_gateway.storage.names import DAILY_KINDS, IndexNames
+from flock_gateway.indices import DAILY_KINDS, IndexNames
 from flock_gateway.storage.results import _quarantine
 from flock_gateway.storage.templates import load_templates
 

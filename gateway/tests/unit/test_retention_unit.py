@@ -1,6 +1,6 @@
 from datetime import date
 
-from flock_gateway.storage.names import IndexNames
+from flock_gateway.indices import IndexNames
 from flock_gateway.storage.retention import expired_indices, index_day
 
 

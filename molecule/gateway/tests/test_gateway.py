@@ -152,9 +152,9 @@ def test_workers_run_gevent(gw):
 
 def test_release_has_the_compiled_row_path(gw):
     # built into the wheelhouse on the controller (gateway_rowpath: required here) and
-    # installed with the release: the gateway's rowpath module finds it
+    # installed with the release: the gateway's accelerator module finds it
     python = "/opt/flock-gateway/current/venv/bin/python"
-    check = "import flock_gateway.rowpath as r; assert r.available()"
+    check = "import flock_gateway.accelerator as a; assert a.available()"
     assert gw.run(f"{python} -c '{check}'").rc == 0
 
 

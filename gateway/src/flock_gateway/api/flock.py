@@ -12,21 +12,21 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from .. import rowpath
+from .. import rows
 from ..auth import Agent, hash_token, new_token, secret_in
 from ..documents import DocumentBuilder, Tag, TooLarge
 from ..errors import BadRequest, PayloadTooLarge, Unauthorized
 from ..fields import FLOCK_AGENT
 from ..logging import get_logger
+from ..rows import Sender
 from ..services import Services, services
-from ..storage import ndjson
 from ..storage.registry import AlreadyRegistered
 from ..validation import (
     as_items,
     parse_json,
+    parse_object,
     validate_flock_log_item,
     validate_name,
-    validate_result_item,
     validate_username,
 )
 from .agent_auth import parse_time, require_agent
@@ -48,10 +48,7 @@ def _register_fields() -> dict[str, Any]:
         return {k: request.form.get(k) for k in ("username", "name", "enroll_secret")}
     body = request.get_data(cache=True)
     if request.mimetype == "application/json" or body.lstrip()[:1] == b"{":
-        data = parse_json(body)
-        if not isinstance(data, dict):
-            raise BadRequest("Invalid JSON object")
-        return data
+        return parse_object(body)
     return {}
 
 
@@ -123,68 +120,32 @@ def ping() -> Response:
     return success()
 
 
-# what a result body comes to: (lines, their documents' bulk lines, documents, lines
-# refused by the allow list)
-_Rows = tuple[int, bytes, int, int]
-
-
-def _compiled_rows(
-    svc: Services, agent: Agent, body: bytes, builder: DocumentBuilder
-) -> _Rows | None:
-    """The usual body whose every query is allowed, by the compiled row path; None for
-    the Python path to do it all."""
-    parsed = rowpath.parse(body, wrapped=False)
-    if parsed is None:
-        return None
-    allows = svc.schedule.allows if svc.config.strict_allowlist else None
-    rows = rowpath.results(parsed, builder, agent.username, allows)
-    if rows is None:
-        return None
-    return len(parsed), rows.lines, rows.count, 0
-
-
-def _python_rows(svc: Services, agent: Agent, body: bytes, builder: DocumentBuilder) -> _Rows:
-    items = as_items(parse_json(body))
-    for i, item in enumerate(items):
-        validate_result_item(i, item, agent.username)
-    refused = 0
-    if svc.config.strict_allowlist:
-        allowed = [item for item in items if svc.schedule.allows(item.get("name"))]
-        refused = len(items) - len(allowed)
-    else:
-        allowed = items
-    try:
-        docs = builder.results(allowed)
-    except TooLarge as exc:
-        raise PayloadTooLarge(str(exc)) from None
-    return len(items), ndjson.body(docs), len(docs), refused
-
-
 @bp.post("/submit")
 def submit() -> Response:
     svc = services()
     agent = require_agent()
     body = read_body()
-    builder = _builder(svc, agent, len(body))
-    rows = _compiled_rows(svc, agent, body, builder) or _python_rows(svc, agent, body, builder)
-    items, lines, count, refused = rows
-    result = svc.writer.write_lines(lines, count)
+    allows = svc.schedule.allows if svc.config.strict_allowlist else None
+    batch = rows.submitted(body, _builder(svc, agent, len(body)), Sender(agent.username, allows))
+    result = svc.writer.write_lines(batch.bulk, batch.documents)
     svc.metrics.inc("flock_rows_stored_total", result.stored, api="flock")
-    svc.metrics.inc("flock_rows_expired_total", builder.expired, api="flock")
-    svc.metrics.inc("flock_rows_refused_total", refused, api="flock", reason="not_in_schedule")
+    svc.metrics.inc("flock_rows_expired_total", batch.expired, api="flock")
+    svc.metrics.inc(
+        "flock_rows_refused_total", batch.refused, api="flock", reason="not_in_schedule"
+    )
     g.counts = {
-        "items": items,
+        "items": batch.lines,
         "rows": result.stored,
-        "expired": builder.expired,
-        "refused": refused,
+        "expired": batch.expired,
+        "refused": batch.refused,
     }
     fields = {
-        "processed_count": items,
+        "processed_count": batch.lines,
         "stored_count": result.stored,
-        "expired_count": builder.expired,
+        "expired_count": batch.expired,
     }
     if svc.config.strict_allowlist:
-        fields["refused_count"] = refused
+        fields["refused_count"] = batch.refused
     return success(**fields)
 
 

@@ -19,26 +19,21 @@ name is not in the served schedule are refused (counted, not stored).
 from __future__ import annotations
 
 import hashlib
-import json
-import operator
 import re
 from datetime import UTC, datetime, timedelta
-from itertools import repeat
 from typing import Any
 
-import orjson
 from flask import Blueprint, Response, g, jsonify
 
-from .. import rowpath
-from ..auth import Agent, hash_token, new_token, secret_in
-from ..documents import Doc, DocumentBuilder, Tag, TooLarge
-from ..errors import BadRequest, PayloadTooLarge, ServiceUnavailable
+from ..auth import USERNAME_RE, Agent, hash_token, new_token, secret_in
+from ..documents import DocumentBuilder, Tag
+from ..errors import BadRequest, ServiceUnavailable
 from ..fields import OSQUERY
 from ..logging import get_logger
+from ..rows import LogBody, OtherHost, Sender
 from ..services import Services, services
-from ..storage import ndjson
 from ..storage.registry import AlreadyRegistered
-from ..validation import USERNAME_RE, parse_json, validate_result_item
+from ..validation import parse_object
 from .agent_auth import note_seen, parse_time
 from .body import budget, read_body
 
@@ -46,7 +41,6 @@ bp = Blueprint("osquery", __name__, url_prefix="/osquery")
 log = get_logger("osquery")
 
 MAX_HOST_IDENTIFIER = 256
-_ONLY_DICT = frozenset({dict})
 _HOSTNAME_SAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -68,14 +62,7 @@ def osquery_username(host_identifier: str) -> str:
 def _json_object() -> dict[str, Any]:
     body = read_body()
     g.body_size = len(body)
-    return _parsed_object(body)
-
-
-def _parsed_object(body: bytes) -> dict[str, Any]:
-    data = parse_json(body)
-    if not isinstance(data, dict):
-        raise BadRequest("Invalid JSON object")
-    return data
+    return parse_object(body)
 
 
 def _host_summary(details: Any) -> tuple[str, dict[str, Any]]:
@@ -248,127 +235,9 @@ def config() -> Response:
     return jsonify({**svc.schedule.osquery_config(), "node_invalid": False})
 
 
-def _longer_than(line: Any, limit: int) -> bool:
-    """Whether the line's JSON text has more than ``limit`` characters."""
-    try:
-        if len(orjson.dumps(line)) <= limit:  # UTF-8 bytes: never fewer than characters
-            return False
-    except TypeError:  # what orjson cannot encode (integers beyond 64 bits)
-        pass
-    return len(json.dumps(line, ensure_ascii=False)) > limit
-
-
-def _lines(svc: Services, data: Any, body_size: int) -> list[dict[str, Any]]:
-    if not isinstance(data, list):
-        raise BadRequest("data must be an array")
-    if len(data) > svc.config.osquery_max_lines:
-        raise PayloadTooLarge(f"more than {svc.config.osquery_max_lines} lines in one request")
-    limit = svc.config.osquery_max_line_bytes
-    # no line of a body within the limit can be beyond it: the usual body is, and its
-    # lines are not measured one by one (a JSON encoding per line)
-    measure = body_size > limit
-    if not measure and _ONLY_DICT.issuperset(map(type, data)):
-        return data  # the usual body: every line an object, none of them to measure
-    lines = []
-    for i, raw in enumerate(data):
-        if isinstance(raw, str):  # some osquery versions send each line as a JSON string
-            if len(raw) > limit:
-                raise PayloadTooLarge(f"line {i} is larger than the line limit")
-            line = parse_json(raw.encode("utf-8", "surrogatepass"))
-        else:
-            line = raw
-            if measure and _longer_than(line, limit):
-                raise PayloadTooLarge(f"line {i} is larger than the line limit")
-        if not isinstance(line, dict):
-            raise BadRequest(f"Item {i} is not an object")
-        lines.append(line)
-    # No second check_structure here: parse_json already checked the whole body, and each
-    # line that came as a JSON string when it was parsed.
-    return lines
-
-
 def _host(agent: Agent) -> str:
     """The host identifier the agent's rows must carry."""
     return agent.host_identifier or agent.username
-
-
-def _names_other_host(agent: Agent, lines: list[dict[str, Any]]) -> bool:
-    host = _host(agent)
-    named = map(dict.get, lines, repeat("hostIdentifier"), repeat(host))
-    return any(map(operator.ne, named, repeat(host)))
-
-
-def _result_docs(
-    svc: Services, agent: Agent, builder: DocumentBuilder, lines: list[dict[str, Any]]
-) -> tuple[list[Doc], int]:
-    """Documents for the result lines whose query is in the schedule; how many were not."""
-    host = _host(agent)
-    for i, line in enumerate(lines):
-        line.setdefault("hostIdentifier", host)
-        validate_result_item(i, line, host)
-    allows = svc.schedule.allows
-    # a request's lines come from a few queries: each name is looked up once (and after
-    # validate_result_item, every name is a string or absent)
-    names = set(map(dict.get, lines, repeat("name")))
-    allowed = lines
-    if not all(map(allows, names)):
-        allowed = [line for line in lines if allows(line.get("name"))]
-    refused = len(lines) - len(allowed)
-    docs = builder.results(allowed)
-    svc.metrics.inc("flock_rows_refused_total", refused, api="osquery", reason="not_in_schedule")
-    if refused:
-        log.warning(
-            "rows refused: query not in the schedule",
-            extra={"agent": agent.username, "refused": refused},
-        )
-    return docs, refused
-
-
-def _status_docs(
-    svc: Services, builder: DocumentBuilder, lines: list[dict[str, Any]]
-) -> tuple[list[Doc], int]:
-    """Documents for the status lines; how many were dropped (``status_logs = "drop"``)."""
-    if svc.config.status_logs == "drop":
-        return [], len(lines)
-    return builder.status(lines), 0
-
-
-# what a log body comes to: (lines, their documents' bulk lines, documents, lines refused
-# by the schedule, lines dropped)
-_Rows = tuple[int, bytes, int, int, int]
-
-
-def _compiled_results(
-    svc: Services, agent: Agent, builder: DocumentBuilder, parsed: Any
-) -> _Rows | None:
-    """The usual result body whose every query is in the schedule, by the compiled row
-    path; None for the Python path."""
-    if len(parsed) > svc.config.osquery_max_lines:
-        return None
-    rows = rowpath.results(parsed, builder, _host(agent), svc.schedule.allows)
-    if rows is None:
-        return None
-    return len(parsed), rows.lines, rows.count, 0, 0
-
-
-def _python_rows(
-    svc: Services, agent: Agent, builder: DocumentBuilder, data: dict[str, Any], log_type: str
-) -> _Rows | None:
-    """Any log body, by the Python path; None when its lines name another host."""
-    lines = _lines(svc, data.get("data"), g.body_size)
-    if _names_other_host(agent, lines):
-        # the laptop's identity changed (e.g. its host_identifier flag): re-enroll
-        log.info("osquery rows name another host", extra={"agent": agent.username})
-        return None
-    refused = dropped = 0
-    try:
-        if log_type == "result":
-            docs, refused = _result_docs(svc, agent, builder, lines)
-        else:
-            docs, dropped = _status_docs(svc, builder, lines)
-    except TooLarge as exc:
-        raise PayloadTooLarge(str(exc)) from None
-    return len(lines), ndjson.body(docs), len(docs), refused, dropped
 
 
 @bp.post("/log")
@@ -376,21 +245,14 @@ def log_endpoint() -> Response:
     svc = services()
     body = read_body()
     g.body_size = len(body)
-    # the compiled row path's reading of the body; a body over the line limit may hold a
-    # line over it, which only the Python path measures
-    parsed = None
-    if g.body_size <= svc.config.osquery_max_line_bytes:
-        parsed = rowpath.parse(body, wrapped=True)
-    if parsed is not None:
-        data: dict[str, Any] = {"node_key": parsed.node_key, "log_type": parsed.log_type}
-    else:
-        data = _parsed_object(body)
-    agent = node_agent(data)
+    log_body = LogBody(
+        body,
+        max_lines=svc.config.osquery_max_lines,
+        max_line_bytes=svc.config.osquery_max_line_bytes,
+    )
+    agent = node_agent({"node_key": log_body.node_key})
     if agent is None:
         return node_invalid("log")
-    log_type = data.get("log_type")
-    if log_type not in ("result", "status"):
-        raise BadRequest("log_type must be 'result' or 'status'")
     builder = DocumentBuilder(
         svc.names.prefix,
         Tag(agent.username, agent.name, OSQUERY),
@@ -398,28 +260,36 @@ def log_endpoint() -> Response:
         budget=budget(g.body_size),
         granularity=svc.config.index_granularity,
     )
-    rows = None
-    if parsed is not None and log_type == "result":
-        rows = _compiled_results(svc, agent, builder, parsed)
-    if rows is None:
-        if parsed is not None:  # the compiled path read the body, and left it
-            data = _parsed_object(body)
-        rows = _python_rows(svc, agent, builder, data, log_type)
-        if rows is None:
-            return node_invalid("log")
-    processed, lines, count, refused, dropped = rows
-    result = svc.writer.write_lines(lines, count)
-    kind = "osquery" if log_type == "result" else "osquery_status"
+    try:
+        batch = log_body.batch(
+            builder,
+            Sender(_host(agent), svc.schedule.allows),
+            keep_status=svc.config.status_logs != "drop",
+        )
+    except OtherHost:
+        # the laptop's identity changed (e.g. its host_identifier flag): re-enroll
+        log.info("osquery rows name another host", extra={"agent": agent.username})
+        return node_invalid("log")
+    result = svc.writer.write_lines(batch.bulk, batch.documents)
+    kind = "osquery" if log_body.log_type == "result" else "osquery_status"
     svc.metrics.inc("flock_rows_stored_total", result.stored, api=kind)
-    svc.metrics.inc("flock_rows_expired_total", builder.expired, api=kind)
-    g.counts = {"items": processed, "rows": result.stored, "refused": refused}
+    svc.metrics.inc("flock_rows_expired_total", batch.expired, api=kind)
+    svc.metrics.inc(
+        "flock_rows_refused_total", batch.refused, api="osquery", reason="not_in_schedule"
+    )
+    if batch.refused:
+        log.warning(
+            "rows refused: query not in the schedule",
+            extra={"agent": agent.username, "refused": batch.refused},
+        )
+    g.counts = {"items": batch.lines, "rows": result.stored, "refused": batch.refused}
     return jsonify(
         {
             "node_invalid": False,
-            "processed_count": processed,
+            "processed_count": batch.lines,
             "stored_count": result.stored,
-            "refused_count": refused,
-            "dropped_count": dropped,
-            "expired_count": builder.expired,
+            "refused_count": batch.refused,
+            "dropped_count": batch.dropped,
+            "expired_count": batch.expired,
         }
     )

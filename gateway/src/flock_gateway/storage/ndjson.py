@@ -11,6 +11,7 @@ send) fall back to the standard library.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -37,13 +38,15 @@ def body(docs: list[Doc]) -> bytes:
     return b"".join([doc.lines if doc.lines is not None else doc_lines(doc) for doc in docs])
 
 
-def docs(lines: bytes) -> list[Doc]:
-    """The documents of a bulk body written by :func:`body` (or the compiled row path),
-    back as objects: for the rare answer that needs them (a quarantine copy of a refused
-    document). The standard library reads them, keeping integers beyond 64 bits exact."""
+def docs_at(lines: bytes, positions: Iterable[int]) -> list[Doc]:
+    """The documents at ``positions`` of a bulk body written by :func:`body` or the
+    compiled accelerator, read back. Bulk lines are the one form a document takes on its
+    way to storage; only the rare answer that refuses one needs it as an object again
+    (for its quarantine copy). The standard library reads them, keeping integers beyond
+    64 bits exact."""
     parts = lines.split(b"\n")
     out = []
-    for action, source in zip(parts[0:-1:2], parts[1::2], strict=True):
-        head = json.loads(action)["create"]
-        out.append(Doc(head["_index"], head["_id"], json.loads(source)))
+    for position in positions:
+        head = json.loads(parts[2 * position])["create"]
+        out.append(Doc(head["_index"], head["_id"], json.loads(parts[2 * position + 1])))
     return out

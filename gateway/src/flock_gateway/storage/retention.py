@@ -14,8 +14,8 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from ..indices import DAILY_KINDS, IndexNames
 from .errors import translate_errors
-from .names import DAILY_KINDS, IndexNames
 
 
 def index_day(index: str, prefix: str, kind: str) -> date | None:

@@ -20,8 +20,8 @@ from typing import Any
 
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
+from ..indices import DAILY_KINDS, IndexNames
 from .errors import translate_errors
-from .names import DAILY_KINDS, IndexNames
 
 _DAILY_TEMPLATES = {f"flock-{kind}" for kind in DAILY_KINDS}
 

@@ -1,4 +1,5 @@
-"""Index and template names, all derived from one prefix (default "flock")."""
+"""Index and template names, all derived from one prefix (default "flock"), and how many
+indices the retention keeps alive."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The compiled row path (gateway/rowpath) against the Python path it stands in for.
+"""The compiled accelerator (gateway/rowpath) against the Python path it stands in for.
 
 For any body it must either decline (None: the Python path then answers) or write exactly
 what the Python path makes of the body: the same bulk lines byte for byte (index, id,
@@ -13,16 +13,15 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import pytest
 
-from flock_gateway import rowpath
-from flock_gateway.documents import Budget, DocumentBuilder, Tag, TooLarge
-from flock_gateway.errors import BadRequest
-from flock_gateway.storage import ndjson
-from flock_gateway.validation import as_items, parse_json, validate_result_item
+from flock_gateway import accelerator, rows, validation
+from flock_gateway.documents import Budget, DocumentBuilder, Tag
+from flock_gateway.errors import BadRequest, PayloadTooLarge
 
 HOST = "host-1"
 RECEIVED = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
@@ -45,7 +44,13 @@ TEXTS = [
 
 @pytest.fixture(autouse=True)
 def _installed() -> None:
-    assert rowpath.available(), "flock-gateway-rowpath is not installed: run scripts/bootstrap.sh"
+    assert accelerator.available(), "flock-gateway-rowpath is not installed: scripts/bootstrap.sh"
+
+
+@pytest.fixture(autouse=True)
+def _python_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rows.submitted without the accelerator (the tests call the accelerator directly)."""
+    monkeypatch.setattr(rows, "accelerator", SimpleNamespace(parse=lambda body, wrapped: None))
 
 
 def line(rng: random.Random, **fields: Any) -> dict[str, Any]:
@@ -84,26 +89,24 @@ def builder(budget: Budget) -> DocumentBuilder:
 
 
 def python_path(body: bytes, budget: Budget) -> tuple[bytes, int, int, set[Any]] | None:
+    names: set[Any] = set()
+    sender = rows.Sender(HOST, lambda name: names.add(name) or True)
     try:
-        items = as_items(parse_json(body))
-        for i, item in enumerate(items):
-            validate_result_item(i, item, HOST)
-        build = builder(budget)
-        docs = build.results(items)
-    except (BadRequest, TooLarge):
+        batch = rows.submitted(body, builder(budget), sender)
+    except (BadRequest, PayloadTooLarge):
         return None
-    return ndjson.body(docs), len(docs), build.expired, {item.get("name") for item in items}
+    return batch.bulk, batch.documents, batch.expired, names
 
 
 def compiled_path(body: bytes, budget: Budget) -> tuple[bytes, int, int, set[Any]] | None:
-    parsed = rowpath.parse(body, wrapped=False)
-    if parsed is None:
+    tree = accelerator.parse(body, wrapped=False)
+    if tree is None:
         return None
     build, names = builder(budget), set()
-    rows = rowpath.results(parsed, build, HOST, lambda name: names.add(name) or True)
-    if rows is None:
+    written = accelerator.results(tree, build, HOST, lambda name: names.add(name) or True)
+    if written is None:
         return None
-    return rows.lines, rows.count, build.expired, names
+    return written.bulk, written.documents, build.expired, names
 
 
 UNLIMITED = Budget()
@@ -117,7 +120,7 @@ def agree(body: bytes, budget: Budget = UNLIMITED) -> bool:
     return compiled is not None
 
 
-def test_the_usual_bodies_are_taken_and_written_as_the_python_path_writes_them():
+def test_plain_bodies_are_taken_and_written_as_the_python_path_writes_them():
     rng = random.Random(1)  # noqa: S311 - test data, seeded
     for _ in range(500):
         lines = body_of(rng)
@@ -189,23 +192,43 @@ def test_mutated_bodies_are_declined_or_written_the_same():
 def test_only_osquerys_result_wrapper_is_read_wrapped():
     lines = body_of(random.Random(4))  # noqa: S311 - test data, seeded
     body = {"node_key": "host-1:token", "log_type": "result", "data": lines}
-    parsed = rowpath.parse(orjson.dumps(body), wrapped=True)
+    parsed = accelerator.parse(orjson.dumps(body), wrapped=True)
     assert (parsed.node_key, parsed.log_type, len(parsed)) == ("host-1:token", "result", len(lines))
-    assert rowpath.parse(orjson.dumps(lines), wrapped=True) is None
-    assert rowpath.parse(orjson.dumps(body), wrapped=False) is None
+    assert accelerator.parse(orjson.dumps(lines), wrapped=True) is None
+    assert accelerator.parse(orjson.dumps(body), wrapped=False) is None
     others = [
         {**body, "extra": 1},
         {**body, "node_key": 7},
         {**body, "data": {}},
         {**body, "data": []},
         {"node_key": "k", "log_type": "result", "lines": lines},
+        {**body, "log_type": "status"},  # status lines: always the Python path's
     ]
     for other in others:
-        assert rowpath.parse(orjson.dumps(other), wrapped=True) is None, other
+        assert accelerator.parse(orjson.dumps(other), wrapped=True) is None, other
 
 
 def test_lines_of_another_host_are_left_to_the_python_path():
     lines = body_of(random.Random(5))  # noqa: S311 - test data, seeded
-    parsed = rowpath.parse(orjson.dumps(lines), wrapped=False)
-    assert rowpath.results(parsed, builder(UNLIMITED), "host-2", None) is None
-    assert rowpath.results(parsed, builder(UNLIMITED), HOST, None) is not None
+    parsed = accelerator.parse(orjson.dumps(lines), wrapped=False)
+    assert accelerator.results(parsed, builder(UNLIMITED), "host-2", None) is None
+    assert accelerator.results(parsed, builder(UNLIMITED), HOST, None) is not None
+
+
+def test_the_rules_are_validations():
+    """What the accelerator checks is read from validation's definitions, not restated."""
+    typed = {
+        *validation.RESULT_HOST_FIELDS,
+        *validation.RESULT_STRING_FIELDS,
+        *validation.RESULT_INT_FIELDS,
+        *validation.RESULT_OBJECT_FIELDS,
+        "numerics",
+        "snapshot",
+    }
+    assert set(accelerator.PLAIN_LINE) == typed
+    rng = random.Random(6)  # noqa: S311 - test data, seeded
+    wide = line(rng, columns={f"c{i}": "v" for i in range(validation.MAX_KEYS_PER_OBJECT + 1)})
+    long_key = line(rng, columns={"k" * (validation.MAX_KEY_LEN + 1): "v"})
+    for refused in (wide, long_key):
+        assert compiled_path(orjson.dumps([refused]), UNLIMITED) is None
+        assert python_path(orjson.dumps([refused]), UNLIMITED) is None

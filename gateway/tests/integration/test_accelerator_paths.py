@@ -1,10 +1,9 @@
-"""The result endpoints store a body the same way on both row paths: the compiled one
-(gateway/rowpath) and the Python one it stands in for. Each body goes through one path,
-then again through the other: the second time every row is a duplicate (same index, same
-id), so a batch resent to a worker with the other path, or after the row path was
-installed or removed, is never stored twice. tests/unit/test_rowpath.py compares the two
-paths' bulk lines byte for byte; this is the same promise through the endpoints and a
-real node.
+"""The result endpoints store a body the same way with and without the compiled
+accelerator (gateway/rowpath). Each body goes through one path, then again through the
+other: the second time every row is a duplicate (same index, same id), so a batch resent
+to a worker with the other path, or after the accelerator was installed or removed, is
+never stored twice. tests/unit/test_accelerator.py compares the two paths' bulk lines
+byte for byte; this is the same promise through the endpoints and a real node.
 """
 
 from __future__ import annotations
@@ -14,13 +13,13 @@ import json
 
 import pytest
 
-from flock_gateway import rowpath
+from flock_gateway import accelerator
 from flock_gateway.app import create_app
 from flock_gateway.config import Config
 
 from .helpers import osquery_line, register, stored, submit
 
-SECRET = "enroll-secret-rowpath-0123456789"
+SECRET = "enroll-secret-accel-0123456789"
 HOST = "7C6D5E4F-3A2B-1C0D-E9F8-A7B6C5D4E3F2"
 
 
@@ -34,21 +33,21 @@ def lines_for(host: str) -> list[dict]:
 
 @pytest.fixture
 def path(monkeypatch):
-    """``path("python" | "compiled")`` sends what follows through that row path; each
-    call of the compiled one is recorded (None: it left the body to the Python path)."""
-    native = rowpath._native
+    """``path("python" | "compiled")`` sends what follows through that path; each call of
+    the accelerator is recorded (None: it left the body to the Python path)."""
+    native = accelerator._native
     taken: list[bool] = []
-    results = rowpath.results
+    results = accelerator.results
 
     def recorded(*args, **kwargs):
         rows = results(*args, **kwargs)
         taken.append(rows is not None)
         return rows
 
-    monkeypatch.setattr(rowpath, "results", recorded)
+    monkeypatch.setattr(accelerator, "results", recorded)
 
     def use(which: str) -> list[bool]:
-        monkeypatch.setattr(rowpath, "_native", native if which == "compiled" else None)
+        monkeypatch.setattr(accelerator, "_native", native if which == "compiled" else None)
         return taken
 
     return use
