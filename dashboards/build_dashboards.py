@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Generate ``flock-dashboards.ndjson``: the Flock Kibana 8 saved objects.
 
-Run ``python3 dashboards/build_dashboards.py`` after editing this file; it
-rewrites the ndjson beside it. ``--check`` exits 1 if the committed ndjson is
-out of date (dashboards/tests/test_dashboards.py does the same check).
+Run ``.venv/bin/python dashboards/build_dashboards.py`` after editing this file; it
+rewrites the ndjson beside it (any interpreter with the gateway package installed will do:
+the sibling modules come from this file's folder, which Python puts on ``sys.path`` for a
+script). ``--check`` exits 1 if the committed ndjson is out of date
+(dashboards/tests/test_dashboards.py runs that check).
 
 What it produces (all ids are stable, so re-imports with ``overwrite=true``
 replace the same objects):
@@ -18,7 +20,7 @@ Every panel that looks at osquery results filters on the query name ``data.name`
 ``gateway/src/flock_gateway/data/osquery_schedule.json`` with a phrase filter,
 and aggregates only ``data.columns.<col>``, ``flock.username`` (the authenticated
 host), ``flock.name`` or ``@timestamp`` (keyword / date fields in the gateway's
-``flock-results`` index template). Standard library only.
+``flock-results`` index template). Standard library and the gateway package only.
 
 Layout: ``kibana_lens.py`` builds Lens objects, ``flock_panels.py`` says which panels
 each dashboard has, this file makes the saved objects and writes them. The names the
@@ -32,17 +34,10 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-OUTPUT = HERE / "flock-dashboards.ndjson"
-# The sibling modules and the gateway's names, also when this file is loaded by path.
-for _path in (HERE, HERE.parent / "gateway" / "src"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from flock_gateway.fields import COLUMNS, client_field  # noqa: E402
-from flock_gateway.storage.names import RESULTS, IndexNames  # noqa: E402
-from flock_panels import fleet_panels, flock_panels, linux_panels  # noqa: E402
-from kibana_lens import (  # noqa: E402
+from flock_gateway.fields import COLUMNS, client_field
+from flock_gateway.indices import RESULTS, IndexNames
+from flock_panels import fleet_panels, flock_panels, linux_panels
+from kibana_lens import (
     CORE_MIGRATION_VERSION,
     DATA_VIEW_ID,
     QUERY,
@@ -51,6 +46,8 @@ from kibana_lens import (  # noqa: E402
     TYPE_MIGRATION_VERSION,
 )
 
+HERE = Path(__file__).resolve().parent
+OUTPUT = HERE / "flock-dashboards.ndjson"
 PANEL_VERSION = "8.9.0"
 DATA_VIEW_PATTERN = IndexNames().daily_pattern(RESULTS)
 

@@ -66,14 +66,12 @@ import yaml
 from ansible.plugins.filter.core import to_bool
 from elasticsearch import Elasticsearch
 from flock_testinfra.esnode import node_url
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import ID_MARK, Conn, Outcome, Plan, proc_cpu
 from profile_top import summarise
 
 from flock_gateway.documents import DocumentBuilder, Tag, daily_index
 from flock_gateway.fields import FLOCK_AGENT, OSQUERY
-from flock_gateway.storage.names import IndexNames
+from flock_gateway.indices import IndexNames
 from flock_gateway.storage.templates import setup_storage
 
 REPO = Path(__file__).resolve().parents[2]

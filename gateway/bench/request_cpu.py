@@ -27,14 +27,8 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from elasticsearch import Elasticsearch
-from flock_testinfra.esnode import node_url
-from werkzeug.test import EnvironBuilder
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_submit import (
     ENROLL_SECRET,
     LOADS,
@@ -45,10 +39,13 @@ from bench_submit import (
     gateway_env,
     rows_template,
 )
+from elasticsearch import Elasticsearch
+from flock_testinfra.esnode import node_url
+from werkzeug.test import EnvironBuilder
 
 from flock_gateway.app import create_app, tune_collector
 from flock_gateway.config import load_config
-from flock_gateway.storage.names import IndexNames
+from flock_gateway.indices import IndexNames
 from flock_gateway.storage.templates import setup_storage
 
 # (status, response body, CPU seconds the app spent)

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
 
+from roles.elasticsearch.filter_plugins import elasticsearch as es
+
 ROLE = Path(__file__).parents[1]
-_spec = importlib.util.spec_from_file_location(
-    "elasticsearch_filters", ROLE / "filter_plugins" / "elasticsearch.py"
-)
-assert _spec and _spec.loader
-es = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(es)
 
 # The role's own defaults file, as vars/main.yml loads it for other hosts.
 DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())

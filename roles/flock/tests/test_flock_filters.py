@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-_spec = importlib.util.spec_from_file_location(
-    "flock_filters", Path(__file__).parents[1] / "filter_plugins" / "flock.py"
-)
-assert _spec and _spec.loader
-flock = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(flock)
+from roles.flock.filter_plugins import flock
 
 
 def test_urls_follow_the_inventory_order_and_names():

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "kibana_filters", Path(__file__).parents[1] / "filter_plugins" / "kibana.py"
-)
-assert _spec and _spec.loader
-kibana = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(kibana)
+from roles.kibana.filter_plugins import kibana
 
 NDJSON = Path(__file__).parents[3] / "dashboards" / "flock-dashboards.ndjson"
 
