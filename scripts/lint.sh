@@ -11,5 +11,6 @@ ruff check .
 ruff format --check .
 yamllint -s .
 ansible-lint
+scripts/role-docs.sh --check
 cargo fmt --check --manifest-path gateway/rowpath/Cargo.toml
 cargo clippy --quiet --release --manifest-path gateway/rowpath/Cargo.toml -- -D warnings
