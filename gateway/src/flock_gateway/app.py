@@ -87,7 +87,7 @@ def create_app(config: Config | None = None) -> Flask:
         names=names,
         registry=registry,
         writer=BulkWriter(
-            client,
+            make_client(config, raw_answers=True),
             max_rows=config.bulk_max_rows,
             max_bytes=config.bulk_max_bytes,
             linger_ms=config.bulk_linger_ms,

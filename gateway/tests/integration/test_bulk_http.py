@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -178,14 +179,28 @@ def test_the_clients_credentials_and_retries_on_429(standin, auth, expected):
     }
 
 
-def test_429_after_the_last_retry_is_the_clients_exception(standin):
+@pytest.mark.parametrize("raw_answers", [False, True])
+def test_429_after_the_last_retry_is_the_clients_exception(standin, raw_answers):
     url, seen = standin(throttle=5)
-    client = make_client(Config(es_hosts=(url,), es_max_retries=1))
+    client = make_client(Config(es_hosts=(url,), es_max_retries=1), raw_answers=raw_answers)
     with pytest.raises(ApiError) as raised:
         BulkSender(client, _FILTER).send(b'{"create":{}}\n{}\n')
     assert raised.value.meta.status == 429
+    # the same error whether the client parses answers or hands them over as bytes
     assert raised.value.message == "es_rejected_execution_exception"
+    assert isinstance(raised.value.body, dict)
     assert len(seen) == 2
+
+
+def test_a_client_with_raw_answers_gives_the_node_s_bytes(es_url):
+    """The writer's client (raw_answers) answers the node's own bytes, which the writer
+    counts without parsing; its other calls still work."""
+    client = make_client(Config(es_hosts=(es_url,)), raw_answers=True)
+    index = f"raw-{uuid.uuid4().hex[:8]}"
+    answer = BulkSender(client, _FILTER).send(body(index, ["a", "b"]))
+    assert answer.startswith(b'{"errors":false,')
+    assert type(bulk_items(answer)) is AllCreated
+    assert len(bulk_items(BulkSender(client, _FILTER).send(body(index, ["a"])))) == 1
 
 
 def test_wrong_credentials_are_the_clients_401(standin):
