@@ -47,9 +47,9 @@ enum Kind {
 /// What a plain line is, as the Python side defines it (`accelerator.RULES`).
 #[pyclass(frozen, module = "flock_rowpath")]
 pub struct Rules {
-    fields: HashMap<String, Kind>,
-    optional: HashSet<String>,
-    // how many of `fields` every plain line has (all but the optional and declining ones)
+    // each field's kind, and whether every plain line has it
+    fields: HashMap<String, (Kind, bool)>,
+    // how many fields every plain line has
     required: usize,
     query_field: String,
     time_field: String,
@@ -84,27 +84,15 @@ impl Rules {
                 "decline" => Kind::Decline,
                 other => return Err(PyValueError::new_err(format!("unknown kind {other:?}"))),
             };
-            if kind != Kind::Decline && !optional.contains(&name) {
-                required += 1;
-            }
-            kinds.insert(name, kind);
+            let needed = kind != Kind::Decline && !optional.contains(&name);
+            required += usize::from(needed);
+            kinds.insert(name, (kind, needed));
         }
-        let required_as = |name: &str, kind: Kind| {
-            kinds.get(name) == Some(&kind) && !optional.iter().any(|o| o == name)
-        };
+        let required_as = |name: &str, kind: Kind| kinds.get(name) == Some(&(kind, true));
         if !required_as(&query_field, Kind::String) || !required_as(&time_field, Kind::Int) {
             return Err(PyValueError::new_err("query_field and time_field must be required"));
         }
-        let optional = optional.into_iter().collect();
-        Ok(Rules {
-            fields: kinds,
-            optional,
-            required,
-            query_field,
-            time_field,
-            max_keys,
-            max_key_len,
-        })
+        Ok(Rules { fields: kinds, required, query_field, time_field, max_keys, max_key_len })
     }
 }
 
@@ -271,7 +259,7 @@ fn plain<'a>(rules: &Rules, line: &'a Value, host: &str) -> Option<Line<'a>> {
     }
     let (mut name, mut time, mut required) = (None, None, 0);
     for (key, value) in row.iter() {
-        let Some(kind) = rules.fields.get(key) else {
+        let Some(&(kind, needed)) = rules.fields.get(key) else {
             // a field the rules do not name: any scalar under a name the Python path takes
             if key_ok(key, rules.max_key_len) && scalar(value) {
                 continue;
@@ -299,9 +287,7 @@ fn plain<'a>(rules: &Rules, line: &'a Value, host: &str) -> Option<Line<'a>> {
         if !ok {
             return None;
         }
-        if !rules.optional.contains(key) {
-            required += 1; // each key once: an object has each key once
-        }
+        required += usize::from(needed); // each key once: an object has each key once
     }
     if required != rules.required {
         return None;

@@ -21,8 +21,8 @@ gateway works the same, on the Python path only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 from . import validation
 from .documents import DocumentBuilder
@@ -75,8 +75,7 @@ def parse(body: bytes, *, wrapped: bool) -> Any | None:
     return _native.parse(body, wrapped)
 
 
-@dataclass(frozen=True)
-class Written:
+class Written(NamedTuple):
     """A body's result documents as bulk lines."""
 
     bulk: bytes
@@ -95,7 +94,7 @@ def results(
         RULES,
         host,
         builder.id_prefix(RESULTS),
-        lambda unix_time: _parts(builder, unix_time),
+        partial(_parts, builder),
         builder.budget.max_docs,
         builder.budget.max_bytes,
     )

@@ -19,9 +19,8 @@ from __future__ import annotations
 import json
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
 from itertools import repeat
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -32,9 +31,9 @@ from .storage import ndjson
 from .validation import as_items, parse_json, parse_object, validate_result_item
 
 
-@dataclass(frozen=True)
-class Batch:
-    """What a body comes to."""
+class Batch(NamedTuple):
+    """What a body comes to (a tuple: one per request, made in a fraction of a frozen
+    dataclass's time)."""
 
     lines: int  # lines the body held
     bulk: bytes  # the stored documents' bulk lines (``create`` action, source)
@@ -44,8 +43,7 @@ class Batch:
     dropped: int = 0  # osquery status lines the gateway is set to drop
 
 
-@dataclass(frozen=True)
-class Sender:
+class Sender(NamedTuple):
     """Whose lines these are, and which of them are stored."""
 
     host: str  # the host identifier every line must name
