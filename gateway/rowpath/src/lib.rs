@@ -47,8 +47,9 @@ enum Kind {
 /// What a plain line is, as the Python side defines it (`accelerator.RULES`).
 #[pyclass(frozen, module = "flock_rowpath")]
 pub struct Rules {
-    // each field's kind, and whether every plain line has it
-    fields: HashMap<String, (Kind, bool)>,
+    // each field's name, kind, and whether every plain line has it; a dozen fields, so a
+    // scan (which compares lengths first) costs less per key than hashing it
+    fields: Vec<(Box<str>, Kind, bool)>,
     // how many fields every plain line has
     required: usize,
     query_field: String,
@@ -72,7 +73,7 @@ impl Rules {
         max_keys: usize,
         max_key_len: usize,
     ) -> PyResult<Self> {
-        let mut kinds = HashMap::new();
+        let mut kinds = Vec::with_capacity(fields.len());
         let mut required = 0;
         for (name, kind) in fields {
             let kind = match kind.as_str() {
@@ -86,13 +87,27 @@ impl Rules {
             };
             let needed = kind != Kind::Decline && !optional.contains(&name);
             required += usize::from(needed);
-            kinds.insert(name, (kind, needed));
+            kinds.push((name.into_boxed_str(), kind, needed));
         }
-        let required_as = |name: &str, kind: Kind| kinds.get(name) == Some(&(kind, true));
-        if !required_as(&query_field, Kind::String) || !required_as(&time_field, Kind::Int) {
+        let rules =
+            Rules { fields: kinds, required, query_field, time_field, max_keys, max_key_len };
+        let required_as = |name: &str, kind: Kind| rules.field(name) == Some((kind, true));
+        if !required_as(&rules.query_field, Kind::String)
+            || !required_as(&rules.time_field, Kind::Int)
+        {
             return Err(PyValueError::new_err("query_field and time_field must be required"));
         }
-        Ok(Rules { fields: kinds, required, query_field, time_field, max_keys, max_key_len })
+        Ok(rules)
+    }
+}
+
+impl Rules {
+    /// The kind of the field named `key`, and whether every plain line has it.
+    fn field(&self, key: &str) -> Option<(Kind, bool)> {
+        self.fields
+            .iter()
+            .find(|(name, ..)| name.as_ref() == key)
+            .map(|&(_, kind, needed)| (kind, needed))
     }
 }
 
@@ -178,7 +193,10 @@ impl Body {
         // per distinct canonical row, without keeping or rehashing the row itself
         let mut seen: HashMap<[u8; 32], i64> = HashMap::new();
         let mut names: HashSet<&str> = HashSet::new();
-        let mut out: Vec<u8> = Vec::new();
+        // sized once for the body's rows and each document's action and gateway fields
+        // (a few hundred bytes), rather than grown by copying as it fills
+        let source = self._source.bind(py).as_bytes().len();
+        let mut out: Vec<u8> = Vec::with_capacity(source.min(max_bytes) + rows.len() * 256);
         let mut canon: Vec<u8> = Vec::with_capacity(1024);
         let (mut docs, mut bytes, mut expired) = (0usize, 0usize, 0usize);
         for Line { row, name, time } in rows {
@@ -259,7 +277,7 @@ fn plain<'a>(rules: &Rules, line: &'a Value, host: &str) -> Option<Line<'a>> {
     }
     let (mut name, mut time, mut required) = (None, None, 0);
     for (key, value) in row.iter() {
-        let Some(&(kind, needed)) = rules.fields.get(key) else {
+        let Some((kind, needed)) = rules.field(key) else {
             // a field the rules do not name: any scalar under a name the Python path takes
             if key_ok(key, rules.max_key_len) && scalar(value) {
                 continue;
