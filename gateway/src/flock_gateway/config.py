@@ -47,6 +47,8 @@ class Config:
     bulk_concurrency: int = 1
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_decompressed_bytes: int = 64 * MIB
+    # /register, /osquery/enroll and /osquery/config need a few KB
+    max_small_body_bytes: int = 64 * 1024
     auth_cache_ttl: float = 10.0
     enroll_secrets: tuple[str, ...] = field(default=(), repr=False)
     register_requires_secret: bool = True
@@ -107,6 +109,8 @@ class Config:
             raise ConfigError("max_body_bytes must be >= 1024")
         if self.max_decompressed_bytes < self.max_body_bytes:
             raise ConfigError("max_decompressed_bytes must be >= max_body_bytes")
+        if self.max_small_body_bytes < 1024:
+            raise ConfigError("max_small_body_bytes must be >= 1024")
         if self.auth_cache_ttl < 0:
             raise ConfigError("auth_cache_ttl must be >= 0 (0 disables the cache)")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -206,6 +210,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("bulk_concurrency", "storage", "bulk_concurrency", int),
     _Setting("max_body_bytes", "gateway", "max_body_bytes", int),
     _Setting("max_decompressed_bytes", "gateway", "max_decompressed_bytes", int),
+    _Setting("max_small_body_bytes", "gateway", "max_small_body_bytes", int),
     _Setting("max_rows_per_request", "gateway", "max_rows_per_request", int),
     _Setting("register_retry_seconds", "gateway", "register_retry_seconds", float),
     _Setting("refuse_reenroll_within_hours", "osquery", "refuse_reenroll_within_hours", float),

@@ -30,7 +30,7 @@ from ..validation import (
     validate_username,
 )
 from .agent_auth import parse_time, require_agent
-from .body import budget, read_body
+from .body import budget, limit_body, read_body
 
 bp = Blueprint("flock", __name__)
 log = get_logger("api")
@@ -91,6 +91,7 @@ def _retry_registration(username: str, name: str, token_hash: str) -> bool:
 @bp.post("/register")
 def register() -> Response:
     svc = services()
+    limit_body(svc.config.max_small_body_bytes)
     data = _register_fields()
     username = validate_username(data.get("username"))
     name = validate_name(data.get("name"))

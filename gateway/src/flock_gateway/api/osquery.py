@@ -35,7 +35,8 @@ from ..services import Services, services
 from ..storage.registry import AlreadyRegistered
 from ..validation import parse_object
 from .agent_auth import note_seen, parse_time
-from .body import budget, read_body
+from .body import Body, budget, request_body
+from .key_scan import MISSING, leading_member, trailing_member
 
 bp = Blueprint("osquery", __name__, url_prefix="/osquery")
 log = get_logger("osquery")
@@ -59,10 +60,28 @@ def osquery_username(host_identifier: str) -> str:
     return f"osq-{readable}-{digest}"
 
 
-def _json_object() -> dict[str, Any]:
-    body = read_body()
-    g.body_size = len(body)
-    return parse_object(body)
+def _json_object(body: Body) -> dict[str, Any]:
+    whole = body.whole()
+    g.body_size = len(whole)
+    return parse_object(whole)
+
+
+def _scanned(body: Body, name: str) -> Any:
+    """Member ``name`` of the body, as key_scan finds it at either end of the body's
+    leading or trailing ``max_small_body_bytes``; MISSING when it does not.
+
+    A body where it is not found, larger than that, is refused (400): to find it the
+    whole body would have to be parsed before its sender is known."""
+    window = services().config.max_small_body_bytes
+    head = body.head(window + 1)
+    value = leading_member(head[:window], name)
+    if value is MISSING:
+        value = trailing_member(head if len(head) <= window else body.tail(window), name)
+    if value is MISSING and len(head) > window:
+        raise BadRequest(
+            f"{name} must be the first or the last member of a body over {window} bytes"
+        )
+    return value
 
 
 def _host_summary(details: Any) -> tuple[str, dict[str, Any]]:
@@ -90,9 +109,9 @@ def _host_summary(details: Any) -> tuple[str, dict[str, Any]]:
     return name[:200], keep
 
 
-def node_agent(data: dict[str, Any]) -> Agent | None:
-    key = data.get("node_key")
-    if not isinstance(key, str) or not key or len(key) > 512:
+def node_agent(key: Any) -> Agent | None:
+    # node keys are ASCII (USERNAME_RE, hex tokens): anything else is no node key
+    if not isinstance(key, str) or not key or len(key) > 512 or not key.isascii():
         return None
     username, sep, token = key.partition(":")
     if not sep or not token or not USERNAME_RE.fullmatch(username):
@@ -179,9 +198,20 @@ def _reenroll_refusal(svc: Services, existing: Agent) -> str | None:
 @bp.post("/enroll")
 def enroll() -> Response:
     svc = services()
-    data = _json_object()
-    refusal = _secret_refusal(svc, data.get("enroll_secret"))
-    if refusal is not None:
+    body = request_body(small=True)
+    # a stranger's wrong secret is refused before the body is parsed; the parsed body's
+    # secret decides when the scan finds none, or another (a key given twice)
+    secret = _scanned(body, "enroll_secret") if svc.config.enroll_secrets else None
+    data: dict[str, Any] | None = None
+    if secret is MISSING:
+        data = _json_object(body)
+        secret = data.get("enroll_secret")
+    refusal = _secret_refusal(svc, secret)
+    if refusal is None and data is None:
+        data = _json_object(body)
+        if data.get("enroll_secret") != secret:
+            refusal = _secret_refusal(svc, data.get("enroll_secret"))
+    if refusal is not None or data is None:
         svc.metrics.inc("flock_enroll_total", result=refusal)
         return node_invalid("enroll")
     host_identifier = _host_identifier(data.get("host_identifier"))
@@ -229,7 +259,14 @@ def enroll() -> Response:
 @bp.post("/config")
 def config() -> Response:
     svc = services()
-    agent = node_agent(_json_object())
+    body = request_body(small=True)
+    scanned = _scanned(body, "node_key")
+    agent = node_agent(scanned)
+    if agent is None:
+        # a key found and refused ends it; one not found is the parsed body's to give
+        if scanned is not MISSING:
+            return node_invalid("config")
+        agent = node_agent(_json_object(body).get("node_key"))
     if agent is None:
         return node_invalid("config")
     return jsonify({**svc.schedule.osquery_config(), "node_invalid": False})
@@ -243,14 +280,22 @@ def _host(agent: Agent) -> str:
 @bp.post("/log")
 def log_endpoint() -> Response:
     svc = services()
-    body = read_body()
+    received = request_body()
+    # a stranger is refused before the body is inflated in full or parsed
+    scanned = _scanned(received, "node_key")
+    agent = node_agent(scanned)
+    if agent is None and scanned is not MISSING:
+        return node_invalid("log")
+    body = received.whole()
     g.body_size = len(body)
     log_body = LogBody(
         body,
         max_lines=svc.config.osquery_max_lines,
         max_line_bytes=svc.config.osquery_max_line_bytes,
     )
-    agent = node_agent({"node_key": log_body.node_key})
+    # the parser's reading decides (it keeps the last of duplicate keys)
+    if agent is None or log_body.node_key != scanned:
+        agent = node_agent(log_body.node_key)
     if agent is None:
         return node_invalid("log")
     builder = DocumentBuilder(
