@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 pub enum Value<'a> {
     Null,
@@ -55,72 +55,167 @@ struct Key<'a>(Cow<'a, str>);
 impl<'de> Deserialize<'de> for Key<'de> {
     // a key is read as a string value is: borrowed unless it has escapes
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match deserializer.deserialize_str(ValueVisitor)? {
-            Value::String(text) => Ok(Key(text)),
-            _ => Err(serde::de::Error::custom("an object key that is not a string")),
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Borrowed(text)))
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(text.to_owned())))
+    }
+
+    fn visit_string<E>(self, text: String) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(text)))
+    }
+}
+
+/// The limits a tree is built within: beyond them the body is declined as soon as it is
+/// read that far, before the rest of it is built.
+pub struct Limits {
+    pub max_depth: usize,
+    pub max_keys: usize,
+    // a line with fewer members lacks a required field
+    pub min_line_members: usize,
+}
+
+/// Where a value sits in a body the row path can take. Anything else (an array inside a
+/// line, a scalar where a line belongs, another member of osquery's wrapper) is declined
+/// where it is met, so the tree never holds what `plain` would decline anyway.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Slot {
+    // osquery's {"node_key": str, "log_type": str, "data": lines}
+    Wrapper,
+    // the array of result lines
+    Lines,
+    // a result line: an object of scalars and flat objects
+    Line,
+    // a line's member: a scalar or a flat object
+    Member,
+    // a flat object's member, or the wrapper's node key or log type
+    Scalar,
+}
+
+/// Builds the value at `slot`, `depth` containers down, within `limits`.
+#[derive(Clone, Copy)]
+pub struct Shaped<'l> {
+    pub limits: &'l Limits,
+    pub slot: Slot,
+    pub depth: usize,
+}
+
+impl Shaped<'_> {
+    fn below(self, slot: Slot) -> Self {
+        Shaped { limits: self.limits, slot, depth: self.depth + 1 }
+    }
+
+    fn scalar<'de, E: serde::de::Error>(self, value: Value<'de>) -> Result<Value<'de>, E> {
+        if matches!(self.slot, Slot::Member | Slot::Scalar) {
+            Ok(value)
+        } else {
+            Err(declined())
+        }
+    }
+
+    fn container<E: serde::de::Error>(self, slots: &[Slot]) -> Result<(), E> {
+        if self.depth < self.limits.max_depth && slots.contains(&self.slot) {
+            Ok(())
+        } else {
+            Err(declined())
         }
     }
 }
 
-impl<'de> Deserialize<'de> for Value<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ValueVisitor)
+fn declined<E: serde::de::Error>() -> E {
+    E::custom("not a body the row path takes")
+}
+
+impl<'de> DeserializeSeed<'de> for Shaped<'_> {
+    type Value = Value<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value<'de>, D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
-struct ValueVisitor;
-
-impl<'de> Visitor<'de> for ValueVisitor {
+impl<'de> Visitor<'de> for Shaped<'_> {
     type Value = Value<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("JSON")
     }
 
-    fn visit_unit<E>(self) -> Result<Value<'de>, E> {
-        Ok(Value::Null)
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value<'de>, E> {
+        self.scalar(Value::Null)
     }
 
-    fn visit_bool<E>(self, value: bool) -> Result<Value<'de>, E> {
-        Ok(Value::Bool(value))
+    fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<Value<'de>, E> {
+        self.scalar(Value::Bool(value))
     }
 
-    fn visit_i64<E>(self, value: i64) -> Result<Value<'de>, E> {
-        Ok(Value::Int(value))
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Value<'de>, E> {
+        self.scalar(Value::Int(value))
     }
 
-    fn visit_u64<E>(self, value: u64) -> Result<Value<'de>, E> {
-        Ok(i64::try_from(value).map_or(Value::OtherNumber, Value::Int))
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Value<'de>, E> {
+        self.scalar(i64::try_from(value).map_or(Value::OtherNumber, Value::Int))
     }
 
-    fn visit_f64<E>(self, _: f64) -> Result<Value<'de>, E> {
-        Ok(Value::OtherNumber)
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Value<'de>, E> {
+        self.scalar(Value::OtherNumber)
     }
 
-    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Value<'de>, E> {
-        Ok(Value::String(Cow::Borrowed(text)))
+    fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> Result<Value<'de>, E> {
+        self.scalar(Value::String(Cow::Borrowed(text)))
     }
 
-    fn visit_str<E>(self, text: &str) -> Result<Value<'de>, E> {
-        Ok(Value::String(Cow::Owned(text.to_owned())))
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Value<'de>, E> {
+        self.scalar(Value::String(Cow::Owned(text.to_owned())))
     }
 
-    fn visit_string<E>(self, text: String) -> Result<Value<'de>, E> {
-        Ok(Value::String(Cow::Owned(text)))
+    fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Value<'de>, E> {
+        self.scalar(Value::String(Cow::Owned(text)))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value<'de>, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element()? {
+        self.container(&[Slot::Lines])?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self.below(Slot::Line))? {
             items.push(item);
         }
         Ok(Value::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value<'de>, A::Error> {
-        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0));
-        while let Some((Key(key), value)) = map.next_entry::<Key, Value>()? {
+        self.container(&[Slot::Wrapper, Slot::Line, Slot::Member])?;
+        let mut members = Vec::new();
+        while let Some(Key(key)) = map.next_key::<Key>()? {
+            let slot = match (self.slot, key.as_ref()) {
+                (Slot::Wrapper, "data") => Slot::Lines,
+                (Slot::Wrapper, "node_key" | "log_type") | (Slot::Member, _) => Slot::Scalar,
+                (Slot::Line, _) => Slot::Member,
+                _ => return Err(declined()),
+            };
+            // counted as read: duplicates, which Python's dict folds, too
+            if members.len() == self.limits.max_keys {
+                return Err(declined());
+            }
+            let value = map.next_value_seed(self.below(slot))?;
             members.push((key, value));
+        }
+        if self.slot == Slot::Line && members.len() < self.limits.min_line_members {
+            return Err(declined());
         }
         Ok(Value::Object(Object::new(members)))
     }
@@ -148,7 +243,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::Int(number) => write_int(out, *number),
         Value::String(text) => write_str(out, text),
         Value::Object(object) => write_object(out, object),
-        // the row path takes neither (usual() in lib.rs)
+        // the row path takes neither (plain() in lib.rs)
         Value::OtherNumber | Value::Array(_) => unreachable!("declined before writing"),
     }
 }

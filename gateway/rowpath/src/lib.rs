@@ -22,7 +22,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use sha2::{Digest, Sha256};
 
-use json::{Object, Value, HEX};
+use serde::de::DeserializeSeed;
+
+use json::{Limits, Object, Shaped, Slot, Value, HEX};
 
 // a row time's line parts (before the id, before the row); None: older than the retention
 type Parts = Option<(Vec<u8>, Vec<u8>)>;
@@ -56,15 +58,18 @@ pub struct Rules {
     time_field: String,
     max_keys: usize,
     max_key_len: usize,
+    // containers nested this deep are never taken (validation.MAX_DEPTH)
+    max_depth: usize,
 }
 
 #[pymethods]
 impl Rules {
     /// `fields`: name -> "string" | "int" | "bool" | "object" | "host" | "decline"; all
     /// but `optional` ones and "decline" ones are required. `query_field` must be a
-    /// "string" field, `time_field` an "int" one.
+    /// "string" field, `time_field` an "int" one. `max_depth`: containers this many
+    /// levels down are declined while the body is read.
     #[new]
-    #[pyo3(signature = (*, fields, optional, query_field, time_field, max_keys, max_key_len))]
+    #[pyo3(signature = (*, fields, optional, query_field, time_field, max_keys, max_key_len, max_depth))]
     fn new(
         fields: HashMap<String, String>,
         optional: Vec<String>,
@@ -72,6 +77,7 @@ impl Rules {
         time_field: String,
         max_keys: usize,
         max_key_len: usize,
+        max_depth: usize,
     ) -> PyResult<Self> {
         let mut kinds = Vec::with_capacity(fields.len());
         let mut required = 0;
@@ -89,8 +95,15 @@ impl Rules {
             required += usize::from(needed);
             kinds.push((name.into_boxed_str(), kind, needed));
         }
-        let rules =
-            Rules { fields: kinds, required, query_field, time_field, max_keys, max_key_len };
+        let rules = Rules {
+            fields: kinds,
+            required,
+            query_field,
+            time_field,
+            max_keys,
+            max_key_len,
+            max_depth,
+        };
         let required_as = |name: &str, kind: Kind| rules.field(name) == Some((kind, true));
         if !required_as(&rules.query_field, Kind::String)
             || !required_as(&rules.time_field, Kind::Int)
@@ -125,15 +138,29 @@ pub struct Body {
 
 /// The body's lines: `body` is a JSON array of objects (`wrapped` false, /submit) or
 /// osquery's `{"node_key": str, "log_type": "result", "data": [objects]}` (`wrapped`
-/// true); `None` for any other body (the Python path answers it, parsing it once).
+/// true); `None` for any other body (the Python path answers it, parsing it once). A body
+/// that cannot be plain by `rules` is declined where it is read, before the rest of its
+/// tree is built.
 #[pyfunction]
-fn parse(body: &Bound<'_, PyBytes>, wrapped: bool) -> Option<Body> {
+fn parse(body: &Bound<'_, PyBytes>, wrapped: bool, rules: &Rules) -> Option<Body> {
     let data = body.as_bytes();
     // SAFETY: the parsed tree borrows unescaped strings from the body's buffer instead of
     // copying them. A bytes object is immutable and its buffer never moves; the Body keeps
     // a reference to it (`_source`) and drops the tree before that reference.
     let data: &'static [u8] = unsafe { std::slice::from_raw_parts(data.as_ptr(), data.len()) };
-    let value: Value<'static> = serde_json::from_slice(data).ok()?;
+    let limits = Limits {
+        max_depth: rules.max_depth,
+        max_keys: rules.max_keys,
+        min_line_members: rules.required,
+    };
+    let top = Shaped {
+        limits: &limits,
+        slot: if wrapped { Slot::Wrapper } else { Slot::Lines },
+        depth: 0,
+    };
+    let mut reader = serde_json::Deserializer::from_slice(data);
+    let value: Value<'static> = top.deserialize(&mut reader).ok()?;
+    reader.end().ok()?;
     let (lines, node_key, log_type) = match value {
         Value::Array(lines) if !wrapped => (lines, None, None),
         Value::Object(mut top) if wrapped && top.len() == 3 => {
@@ -179,6 +206,11 @@ impl Body {
         max_docs: usize,
         max_bytes: usize,
     ) -> PyResult<Option<Written<'py>>> {
+        // over the budget already: nothing below (the bulk is sized by the line count) is
+        // reserved for it
+        if self.lines.len() > max_docs {
+            return Ok(None);
+        }
         let mut rows: Vec<Line> = Vec::with_capacity(self.lines.len());
         for line in &self.lines {
             match plain(rules, line, host) {

@@ -58,6 +58,7 @@ if _native is not None:
         time_field="unixTime",
         max_keys=validation.MAX_KEYS_PER_OBJECT,
         max_key_len=validation.MAX_KEY_LEN,
+        max_depth=validation.MAX_DEPTH,
     )
 
 
@@ -68,11 +69,11 @@ def available() -> bool:
 def parse(body: bytes, *, wrapped: bool) -> Any | None:
     """The body's lines (a JSON array; ``wrapped``: osquery's ``{"node_key", "log_type":
     "result", "data"}``, whose ``node_key`` and ``log_type`` the tree carries), or None:
-    no accelerator, or a body it leaves to the Python path. ``len()`` is the number of
-    lines."""
+    no accelerator, or a body it leaves to the Python path (declined as soon as it is read
+    far enough to tell, before the rest of it is built). ``len()`` is the number of lines."""
     if _native is None:
         return None
-    return _native.parse(body, wrapped)
+    return _native.parse(body, wrapped, RULES)
 
 
 class Written(NamedTuple):

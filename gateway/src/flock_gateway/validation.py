@@ -103,38 +103,44 @@ def parse_object(body: bytes) -> dict[str, Any]:
 def _check_parsed(value: Any) -> None:
     """check_structure for what orjson parsed: the same limits, scanning each container's
     values at C speed (``set(map(type, ...))``) and looking closer only at containers and
-    floats; raises _Reparse at a float that may be an integer beyond 64 bits."""
+    floats; raises _Reparse at a float that may be an integer beyond 64 bits. Walks the
+    tree a level at a time, holding one reference per container of the next level."""
     kind = type(value)
     if kind is not dict and kind is not list:
         _check_float(value)
         return
-    stack: list[tuple[Any, int]] = [(value, 0)]
+    level: list[Any] = [value]
     keys_ok = _KEYS_OK
     own: set[str] = set()  # checked in this call, once the shared set is full
     plain = _PLAIN.issuperset
-    while stack:
-        node, depth = stack.pop()
-        if depth >= MAX_DEPTH:
-            raise BadRequest(f"Invalid JSON object: nested deeper than {MAX_DEPTH} levels")
-        if type(node) is dict:
-            if len(node) > MAX_KEYS_PER_OBJECT:
-                raise BadRequest(f"Invalid JSON object: more than {MAX_KEYS_PER_OBJECT} keys")
-            if not keys_ok.issuperset(node):
-                for key in node:
-                    if key not in keys_ok and key not in own:
-                        _check_key(key)
-                        (keys_ok if len(keys_ok) < _KEYS_OK_MAX else own).add(key)
-            children: Iterable[Any] = node.values()
-        else:
-            children = node
-        if plain(map(type, children)):
-            continue
-        for child in children:
-            kind = type(child)
-            if kind is dict or kind is list:
-                stack.append((child, depth + 1))
-            elif kind is float:
-                _check_float(child)
+    for _depth in range(MAX_DEPTH):
+        below: list[Any] = []
+        for node in level:
+            if type(node) is dict:
+                if len(node) > MAX_KEYS_PER_OBJECT:
+                    raise BadRequest(
+                        f"Invalid JSON object: more than {MAX_KEYS_PER_OBJECT} keys"
+                    )
+                if not keys_ok.issuperset(node):
+                    for key in node:
+                        if key not in keys_ok and key not in own:
+                            _check_key(key)
+                            (keys_ok if len(keys_ok) < _KEYS_OK_MAX else own).add(key)
+                children: Iterable[Any] = node.values()
+            else:
+                children = node
+            if plain(map(type, children)):
+                continue
+            for child in children:
+                kind = type(child)
+                if kind is dict or kind is list:
+                    below.append(child)
+                elif kind is float:
+                    _check_float(child)
+        if not below:
+            return
+        level = below
+    raise BadRequest(f"Invalid JSON object: nested deeper than {MAX_DEPTH} levels")
 
 
 def _check_float(value: Any) -> None:
