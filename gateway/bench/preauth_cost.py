@@ -61,7 +61,7 @@ def filler(size: int, unit: bytes = b"[],") -> Iterator[bytes]:
 def lists_body(total: int, *, key_first: bool, key: str = UNKNOWN_KEY) -> Iterator[bytes]:
     """osquery's log wrapper around ``[[],[],…]`` making ``total`` bytes."""
     head = b'{"node_key":%s,"log_type":"result","data":[' % json.dumps(key).encode()
-    tail = b'[]]}'
+    tail = b"[]]}"
     if not key_first:
         head = b'{"log_type":"result","data":['
         tail = b'[]],"node_key":%s}' % json.dumps(key).encode()
@@ -190,9 +190,9 @@ CASES = [
 
 def child(case: Case, body_file: Path, es_url: str, prefix: str) -> dict[str, object]:
     """Run in a child process: one warm-up request, then the measured one."""
-    import flock_gateway
     from flask.testing import FlaskClient
 
+    import flock_gateway
     from flock_gateway.app import create_app
     from flock_gateway.config import Config
 
@@ -240,7 +240,7 @@ def _count_storage_requests() -> Callable[[], int]:
     sent = [0]
     original = Urllib3HttpNode.perform_request
 
-    def counted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def counted(self, *args, **kwargs):
         sent[0] += 1
         return original(self, *args, **kwargs)
 

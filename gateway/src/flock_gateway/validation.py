@@ -118,9 +118,7 @@ def _check_parsed(value: Any) -> None:
         for node in level:
             if type(node) is dict:
                 if len(node) > MAX_KEYS_PER_OBJECT:
-                    raise BadRequest(
-                        f"Invalid JSON object: more than {MAX_KEYS_PER_OBJECT} keys"
-                    )
+                    raise BadRequest(f"Invalid JSON object: more than {MAX_KEYS_PER_OBJECT} keys")
                 if not keys_ok.issuperset(node):
                     for key in node:
                         if key not in keys_ok and key not in own:

@@ -104,8 +104,8 @@ def test_osquery_log_bodies_in_osquery_member_order_are_stored(pclient, compress
 @pytest.mark.parametrize("key_first", [True, False])
 def test_an_unknown_node_key_is_refused_without_parsing_the_body(pclient, parses, key_first):
     lines = [result_line("os_version")] * 200
-    res = pclient.post("/osquery/log", data=log_body(UNKNOWN, lines, key_first=key_first),
-                       headers=HEADERS)  # fmt: skip
+    body = log_body(UNKNOWN, lines, key_first=key_first)
+    res = pclient.post("/osquery/log", data=body, headers=HEADERS)
     assert res.status_code == 200
     assert answer(res) == {"node_invalid": True}
     assert parses == []
@@ -122,8 +122,8 @@ def test_a_body_broken_past_an_unknown_key_is_refused_as_unauthenticated(pclient
     assert parses == []
     # with a valid key, the same body is the parser's to refuse
     key = node_key(pclient)
-    res = pclient.post("/osquery/log", data=broken.replace(UNKNOWN.encode(), key.encode()),
-                       headers=HEADERS)  # fmt: skip
+    mine = broken.replace(UNKNOWN.encode(), key.encode())
+    res = pclient.post("/osquery/log", data=mine, headers=HEADERS)
     assert res.status_code == 400
     assert answer(res) == {"error": True, "error_msg": "Invalid JSON object"}
 
@@ -140,8 +140,8 @@ def test_a_gzip_bomb_behind_an_unknown_key_is_not_inflated(pclient, parses):
     assert parses == []
     # an enrolled host's over-large body is a 413, as before
     key = node_key(pclient)
-    res = pclient.post("/osquery/log", data=gzip.compress(gzip.decompress(bomb).replace(
-        UNKNOWN.encode(), key.encode())), headers=GZIP)  # fmt: skip
+    mine = gzip.compress(gzip.decompress(bomb).replace(UNKNOWN.encode(), key.encode()))
+    res = pclient.post("/osquery/log", data=mine, headers=GZIP)
     assert res.status_code == 413
     assert answer(res)["error_msg"] == "Decompressed request body is too large"
 
@@ -204,8 +204,8 @@ def test_gzip_members_are_capped(pclient):
         "error_msg": "Request body has more than 64 gzip members",
     }
     # a few members are read as one body, as gunzip reads them
-    few = [gzip.compress(text[i : i + len(text) // 3 + 1]) for i in range(0, len(text),
-                                                                           len(text) // 3 + 1)]  # fmt: skip
+    third = len(text) // 3 + 1
+    few = [gzip.compress(text[i : i + third]) for i in range(0, len(text), third)]
     res = pclient.post("/osquery/log", data=b"".join(few), headers=GZIP)
     assert answer(res)["stored_count"] == 1
 
@@ -223,8 +223,10 @@ def test_small_endpoints_refuse_a_body_over_max_small_body_bytes(pclient, parses
     assert res.status_code == 413
     assert answer(res) == TOO_LARGE
     # the same without Content-Length (chunked)
-    res = pclient.post(path, input_stream=io.BytesIO(body), headers=HEADERS,
-                       environ_overrides={"wsgi.input_terminated": True})  # fmt: skip
+    chunked = {"wsgi.input_terminated": True}
+    res = pclient.post(
+        path, input_stream=io.BytesIO(body), headers=HEADERS, environ_overrides=chunked
+    )
     assert res.status_code == 413
     assert answer(res) == TOO_LARGE
     assert parses == []
@@ -240,8 +242,8 @@ def test_small_endpoints_inflate_no_more_than_max_small_body_bytes(pclient, path
 
 def test_small_endpoints_take_what_fits(pclient):
     details = {"system_info": {"hostname": "h"}, "pad": {"p": "p" * (SMALL - 1024)}}
-    res, body = post(pclient, "/osquery/enroll",
-                     {"enroll_secret": SECRET, "host_identifier": UUID, "host_details": details})  # fmt: skip
+    enrolment = {"enroll_secret": SECRET, "host_identifier": UUID, "host_details": details}
+    res, body = post(pclient, "/osquery/enroll", enrolment)
     assert res.status_code == 200
     assert body["node_invalid"] is False
     res, config = post(pclient, "/osquery/config", {"node_key": body["node_key"]})
