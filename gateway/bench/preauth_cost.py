@@ -6,8 +6,9 @@
 Starts a test Elasticsearch node (test-infra), installs the storage, then sends each
 hostile request once to a fresh gateway app (Flask test client, the role's default
 limits) in its own child process, and prints per request: the answer, wall and CPU time,
-the child's peak memory added by the request (ru_maxrss after minus before, so memory the
-compiled accelerator takes counts too) and how many Elasticsearch requests the app made.
+the child's peak resident memory during the request over what it held just before, the
+body already loaded (Linux's VmHWM, reset before the request: memory the compiled
+accelerator takes counts too) and how many Elasticsearch requests the app made.
 Bodies are built once, beforehand, and loaded by the child before it measures.
 
 The code measured is whichever ``flock_gateway`` (and ``flock_rowpath``) the interpreter
@@ -216,6 +217,7 @@ def child(case: Case, body_file: Path, es_url: str, prefix: str) -> dict[str, ob
     client.post(case.path, data=b"{}", headers={"Content-Type": "application/json"})
     calls = _count_storage_requests()
     body = body_file.read_bytes()
+    resident_kib = _reset_peak()
     before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     answer = client.post(case.path, data=body, headers=headers)
@@ -228,9 +230,25 @@ def child(case: Case, body_file: Path, es_url: str, prefix: str) -> dict[str, ob
         "answer": answer.get_data(as_text=True)[:90],
         "wall": wall,
         "cpu": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
-        "peak_mib": (after.ru_maxrss - before.ru_maxrss) / 1024,
+        "peak_mib": max(0, _status_kib("VmHWM") - resident_kib) / 1024,
         "es_requests": calls(),
     }
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise LookupError(field)
+
+
+def _reset_peak() -> int:
+    """Reset the process's peak resident memory (VmHWM) to what it holds now, and return
+    that (Linux: clear_refs 5)."""
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+    return _status_kib("VmRSS")
 
 
 def _count_storage_requests() -> Callable[[], int]:
