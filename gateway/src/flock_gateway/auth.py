@@ -143,9 +143,10 @@ class AuthCache:
       are re-read after ``max_age``).
     * A token that does not match the cached record, or a name the registry did not have,
       may mean the record changed in another worker (a new registration, a new node key):
-      the record is read again before the request is refused. Re-reads are rate-limited
-      per name (a burst of ``recheck_burst``, then one per ``recheck`` seconds), so wrong
-      tokens for a name never cost more than that in storage reads.
+      the record is read again before the request is refused. Re-reads that find the
+      token wrong are rate-limited per name (a burst of ``recheck_burst``, then one per
+      ``recheck`` seconds), so wrong tokens for a name never cost more than that in
+      storage reads; a re-read that finds new credentials uses up nothing.
     * Known agents live in an LRU of ``max_entries``; names the registry did not have in a
       separate, smaller LRU of ``max_misses``. Made-up names therefore never evict known
       agents, and nothing a client sends empties the cache.
@@ -248,6 +249,13 @@ class AuthCache:
             entry.recheck_at = start + self.recheck
             return True
 
+    def refund(self, username: str) -> None:
+        """Give back a re-read that found the token current: only wrong tokens use them up."""
+        with self._lock:
+            entry = self._entries.get(username_key(username))
+            if entry is not None:
+                entry.recheck_at -= self.recheck
+
     def put(self, username: str, agent: Agent | None, stamp: int | None, now: float) -> None:
         """Cache what the registry answered for ``username``; ``stamp`` is the generation
         this process knew before the read started."""
@@ -334,5 +342,7 @@ class Authenticator:
         agent = self._lookup(username)
         cache.put(username, agent, stamp, now)
         if agent is not None and token_matches(token, agent.token_hash):
+            if entry is not None:
+                cache.refund(username)  # new credentials, not a wrong guess
             return agent
         return None
