@@ -212,8 +212,10 @@ class AuthCache:
                     self._changed[key] = number
                     self._entries.pop(key, None)
                     self._misses.pop(key, None)
-            if gap is None or not 0 < gap <= len(generation.changed) or (
-                len(self._changed) > self.max_changes
+            if (
+                gap is None
+                or not 0 < gap <= len(generation.changed)
+                or (len(self._changed) > self.max_changes)
             ):
                 self._floor = number
                 self._changed.clear()
@@ -288,9 +290,12 @@ class AuthCache:
         key = username_key(agent.username)
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and entry.agent is not None:
-                if entry.agent.token_hash == agent.token_hash:
-                    entry.agent = agent
+            if (
+                entry is not None
+                and entry.agent is not None
+                and (entry.agent.token_hash == agent.token_hash)
+            ):
+                entry.agent = agent
 
     def invalidate(self, username: str) -> None:
         key = username_key(username)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from elasticsearch import ConnectionTimeout
 
 from flock_gateway.app import create_app
@@ -326,9 +325,7 @@ def test_reenrollment_of_a_recently_seen_host_is_refused_by_default(
     assert json.loads(res.data)["node_invalid"] is True
 
 
-def test_reenrollment_can_be_allowed_and_is_logged(
-    es_url, prefix, storage, env, capsys, caplog
-):
+def test_reenrollment_can_be_allowed_and_is_logged(es_url, prefix, storage, env, capsys, caplog):
     client, svc = _osquery_app(es_url, prefix, hours=0)
     first = _enroll(client)["node_key"]
     client.post("/osquery/config", json={"node_key": first})

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from flock_gateway.auth import USERNAME_RE, reserved_for_osquery
 from flock_gateway.api.osquery import osquery_username
+from flock_gateway.auth import USERNAME_RE, reserved_for_osquery
 from flock_gateway.config import ConfigError, load_config
 from flock_gateway.metrics import Metrics
 from flock_gateway.osquery_flags import flags_file

@@ -123,9 +123,7 @@ def register() -> Response:
             raise Unauthorized("Registration requires a valid enrollment secret")
     token = new_token()
     try:
-        agent: Agent | None = svc.registry.register(
-            username, name, hash_token(token), pending=True
-        )
+        agent: Agent | None = svc.registry.register(username, name, hash_token(token), pending=True)
     except AlreadyRegistered:
         agent = _retry_registration(username, name, hash_token(token))
         if agent is None:
