@@ -320,6 +320,9 @@ class Authenticator:
         self._lookup = lookup
         self._generation = generation
         self.cache = cache
+        # one generation read at a time, so the cache takes them in in the order they
+        # were read (a lower number then really means the registry went back)
+        self._refreshing = threading.Lock()
 
     def verify(self, username: str, token: str) -> Agent | None:
         """The agent when the token is its current one; storage errors propagate.
@@ -330,12 +333,15 @@ class Authenticator:
             agent = self._lookup(username)
             return agent if agent is not None and token_matches(token, agent.token_hash) else None
         now = cache.now()
-        if cache.generation_due(now):
-            # without a generation counter, a new "generation" per ttl expires everything
-            generation = (
-                self._generation() if self._generation else Generation(int(now // cache.ttl))
-            )
-            cache.set_generation(generation, now)
+        if cache.generation_due(now) and self._refreshing.acquire(blocking=False):
+            try:
+                # without a generation counter, a new "generation" per ttl expires all
+                generation = (
+                    self._generation() if self._generation else Generation(int(now // cache.ttl))
+                )
+                cache.set_generation(generation, now)
+            finally:
+                self._refreshing.release()
         entry = cache.get(username, now)
         if entry is not None:
             if entry.agent is not None and token_matches(token, entry.agent.token_hash):
