@@ -114,6 +114,7 @@ def cmd_agents_list(cfg: Config, args: argparse.Namespace) -> int:
             "host_identifier": a.host_identifier,
             "last_seen": a.last_seen,
             "reenrollments": a.reenrollments,
+            "pending": a.pending,
         }
         for a in _registry(cfg).list()
     ]
@@ -212,7 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("username")
     p.add_argument("name")
     p.set_defaults(func=cmd_agents_rename)
-    p = asub.add_parser("revoke", help="delete an agent; its token stops working")
+    p = asub.add_parser(
+        "revoke",
+        help="delete an agent; its token stops working (safe to re-run after a failure)",
+    )
     p.add_argument("username")
     p.set_defaults(func=cmd_agents_revoke)
     p = asub.add_parser(

@@ -66,7 +66,7 @@ class Config:
     index_granularity: str = "day"
     data_nodes: int = 1
     max_shards_per_node: int = 1000
-    refuse_reenroll_within_hours: float = 0.0
+    refuse_reenroll_within_hours: float = 24.0
 
     @property
     def enrollment_required(self) -> bool:

@@ -132,4 +132,6 @@ def test_osquery_log_cannot_forge_identity(osquery_key, es, prefix, log_type, ki
     assert res.status_code == 200, res.data
     out = json.loads(res.data)
     assert out["stored_count"] == len(FORGERIES), out
-    _assert_only_gateway_identity(es, prefix, kind, OSQ_HOST, "Osq Mac", "osquery", len(FORGERIES))
+    _assert_only_gateway_identity(
+        es, prefix, kind, f"osq-{OSQ_HOST}", "Osq Mac", "osquery", len(FORGERIES)
+    )

@@ -93,7 +93,7 @@ def test_enroll_config_log_roundtrip(oclient, es, prefix, names):
     body = enroll(oclient)
     assert body["node_invalid"] is False
     node_key = body["node_key"]
-    assert node_key.startswith(UUID + ":")
+    assert node_key.startswith(f"osq-{UUID}:")
 
     res, cfg = post(oclient, "/osquery/config", {"node_key": node_key})
     assert res.status_code == 200
@@ -121,7 +121,7 @@ def test_enroll_config_log_roundtrip(oclient, es, prefix, names):
     for d in docs:
         assert d["data"]["hostIdentifier"] == UUID
         assert d["flock"]["source"] == "osquery"
-        assert d["flock"]["username"] == UUID
+        assert d["flock"]["username"] == f"osq-{UUID}"
         assert d["flock"]["name"] == "Nick's MacBook"
         assert d["@timestamp"] == time.strftime(
             "%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(lines[1]["unixTime"])
@@ -287,7 +287,7 @@ def test_node_invalid_makes_osquery_reenroll(oclient, env, capsys):
     assert post(oclient, "/osquery/config", {"node_key": again})[1]["node_invalid"] is False
 
     # revoked from the admin CLI: node_invalid (osquery re-enrolls with its secret)
-    assert main(["agents", "revoke", UUID]) == 0
+    assert main(["agents", "revoke", f"osq-{UUID}"]) == 0
     capsys.readouterr()
     assert post(oclient, "/osquery/config", {"node_key": again})[1] == {"node_invalid": True}
 
@@ -336,19 +336,23 @@ def test_secret_rotation(es_url, prefix, storage):
 def test_flock_agent_and_osquery_host_share_the_registry(oclient, env, capsys):
     res = oclient.post("/register", json={"username": "laptop-1", "enroll_secret": SECRET})
     token = json.loads(res.data)["auth_token"]
-    enroll(oclient, uuid="laptop-2")
-    # an osquery host cannot take over a Flock agent's name, and vice versa
-    assert enroll(oclient, uuid="laptop-1")["node_invalid"] is True
-    res = oclient.post("/register", json={"username": "laptop-2", "enroll_secret": SECRET})
+    osq = enroll(oclient, uuid="laptop-2")["node_key"]
+    # osquery hosts have names of their own (osq-…), which /register refuses: neither
+    # kind of agent can take the other's name
+    other = enroll(oclient, uuid="laptop-1")["node_key"]
+    assert other.startswith("osq-laptop-1:")
+    res = oclient.post("/register", json={"username": "OSQ-laptop-2", "enroll_secret": SECRET})
     assert res.status_code == 400
+    assert "reserved for osquery hosts" in json.loads(res.data)["error_msg"]
     assert oclient.get("/ping", headers=basic("laptop-1", token)).status_code == 200
+    assert post(oclient, "/osquery/config", {"node_key": osq})[1]["node_invalid"] is False
 
     assert main(["agents", "list", "--json"]) == 0
     agents = {a["username"]: a for a in json.loads(capsys.readouterr().out)}
     assert agents["laptop-1"]["source"] == "flock-agent"
-    assert agents["laptop-2"]["source"] == "osquery"
-    assert agents["laptop-2"]["host_identifier"] == "laptop-2"
-    assert main(["agents", "rename", "laptop-2", "Reception desk"]) == 0
+    assert agents["osq-laptop-2"]["source"] == "osquery"
+    assert agents["osq-laptop-2"]["host_identifier"] == "laptop-2"
+    assert main(["agents", "rename", "osq-laptop-2", "Reception desk"]) == 0
     capsys.readouterr()
 
 

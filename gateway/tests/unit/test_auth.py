@@ -4,6 +4,7 @@ from flock_gateway.auth import (
     Agent,
     AuthCache,
     Authenticator,
+    Generation,
     hash_token,
     new_token,
     parse_basic_auth,
@@ -84,8 +85,7 @@ def test_authenticator_caches_and_expires():
     auth = Authenticator(lookup, AuthCache(ttl=10, clock=clock))
     assert auth.verify("host-1", "tok").username == "host-1"
     assert auth.verify("host-1", "tok")
-    assert auth.verify("host-1", "wrong") is None
-    assert lookups == ["host-1"]  # one storage round trip for three requests
+    assert lookups == ["host-1"]  # one storage round trip for two requests
 
     del registry["host-1"]  # revoked in storage
     clock.now += 9.9
@@ -95,7 +95,7 @@ def test_authenticator_caches_and_expires():
     assert lookups == ["host-1", "host-1"]
 
 
-def test_unknown_agents_are_rechecked_but_not_per_request():
+def test_unknown_agents_are_reread_at_a_bounded_rate():
     clock = FakeClock()
     registry = {}
     lookups = []
@@ -104,22 +104,26 @@ def test_unknown_agents_are_rechecked_but_not_per_request():
         lookups.append(username)
         return registry.get(username)
 
-    auth = Authenticator(lookup, AuthCache(ttl=10, clock=clock))
-    assert auth.verify("host-1", "tok") is None
-    registry["host-1"] = _agent()  # registered through another worker
-    assert auth.verify("host-1", "tok") is None  # a miss is remembered for a second
+    auth = Authenticator(lookup, AuthCache(ttl=10, clock=clock, recheck=1.0, recheck_burst=3))
+    for _ in range(10):
+        assert auth.verify("host-1", "tok") is None
+    assert len(lookups) == 4  # the first read and a burst of 3 re-reads
     clock.now += 1.0
-    assert auth.verify("host-1", "tok")
-    assert lookups == ["host-1", "host-1"]
+    registry["host-1"] = _agent()  # registered through another worker
+    assert auth.verify("host-1", "tok")  # one re-read per second is allowed again
+    assert len(lookups) == 5
 
 
 class Registry:
-    """The registry as the cache sees it: records, and a generation bumped by every
-    revocation / re-keying (as storage/registry.py does)."""
+    """The registry as the cache sees it (a stand-in for storage/registry.py, which the
+    integration tests use): records, and a generation bumped by every revocation /
+    re-keying, listing the names of its last ``keep`` bumps."""
 
-    def __init__(self):
+    def __init__(self, keep=256):
         self.records = {}
         self.gen = 0
+        self.changed = []
+        self.keep = keep
         self.lookups = 0
         self.generation_reads = 0
 
@@ -129,29 +133,33 @@ class Registry:
 
     def generation(self):
         self.generation_reads += 1
-        return self.gen
+        return Generation(self.gen, tuple(self.changed[-self.keep :]))
+
+    def bump(self, username):
+        self.gen += 1
+        self.changed.append(username)
 
     def rekey(self, username, token):
         self.records[username] = _agent(username, token)
-        self.gen += 1
+        self.bump(username)
 
     def revoke(self, username):
         del self.records[username]
-        self.gen += 1
+        self.bump(username)
 
 
-def _worker(registry, clock):
-    return Authenticator(registry.get, AuthCache(ttl=10, clock=clock), registry.generation)
+def _worker(registry, clock, **kw):
+    return Authenticator(registry.get, AuthCache(ttl=10, clock=clock, **kw), registry.generation)
 
 
-def test_guessed_tokens_never_cost_a_lookup_per_request():
+def test_guessed_tokens_cost_at_most_one_lookup_per_second():
     clock, registry = FakeClock(), Registry()
     registry.records["victim"] = _agent("victim", "secret")
     auth = _worker(registry, clock)
     for i in range(1000):
         clock.now += 0.01  # 100 requests per second for 10 s, each with a new guess
         assert auth.verify("victim", f"guess-{i}") is None
-    assert registry.lookups <= 11
+    assert registry.lookups <= 1 + 3 + 10
     assert registry.generation_reads <= 2
     assert auth.verify("victim", "secret")
 
@@ -162,10 +170,14 @@ def test_new_credentials_work_at_once_in_every_worker():
     a, b = _worker(registry, clock), _worker(registry, clock)
     assert a.verify("host-1", "old")
     assert b.verify("host-1", "old")
-    clock.now += 2
-    registry.rekey("host-1", "new")  # re-enrolled through worker a
-    assert b.verify("host-1", "new")  # worker b, which cached the old record
-    assert a.verify("host-1", "new")
+    # re-keyed through worker a, again and again, the clock standing still
+    for i in range(20):
+        registry.rekey("host-1", f"new-{i}")
+        assert b.verify("host-1", f"new-{i}")  # worker b, which cached the previous record
+        assert a.verify("host-1", f"new-{i}")
+        for _ in range(5):
+            assert b.verify("host-1", f"new-{i}")
+    assert registry.lookups == 2 + 2 * 20  # one read per new key and worker
 
 
 def test_revoked_or_replaced_credentials_stop_within_the_ttl():
@@ -184,6 +196,62 @@ def test_revoked_or_replaced_credentials_stop_within_the_ttl():
     assert auth.verify("host-1", "new") is None
 
 
+def test_a_change_forgets_only_the_changed_name():
+    clock, registry = FakeClock(), Registry()
+    for i in range(50):
+        registry.records[f"host-{i}"] = _agent(f"host-{i}", "tok")
+    auth = _worker(registry, clock)
+    for i in range(50):
+        assert auth.verify(f"host-{i}", "tok")
+    registry.revoke("host-7")
+    registry.rekey("host-8", "new")
+    clock.now += 10.1
+    registry.lookups = 0
+    for i in range(50):
+        assert bool(auth.verify(f"host-{i}", "tok")) is (i not in (7, 8))
+    assert registry.lookups == 2  # only the two changed names were read again
+
+
+def test_more_changes_than_the_registry_lists_forget_everything():
+    clock, registry = FakeClock(), Registry(keep=2)
+    for i in range(5):
+        registry.records[f"host-{i}"] = _agent(f"host-{i}", "tok")
+    auth = _worker(registry, clock)
+    for i in range(5):
+        assert auth.verify(f"host-{i}", "tok")
+    for i in range(3):
+        registry.rekey(f"host-{i}", "new")
+    clock.now += 10.1
+    registry.lookups = 0
+    for i in range(5):
+        assert bool(auth.verify(f"host-{i}", "tok")) is (i >= 3)
+    assert registry.lookups == 5
+
+
+def test_a_read_in_flight_across_a_revocation_is_not_trusted():
+    """The record is read, then revoked; another request takes in the new generation
+    before the first one caches what it read."""
+    clock, registry = FakeClock(), Registry()
+    registry.records["host-1"] = _agent("host-1", "tok")
+    cache = AuthCache(ttl=10, clock=clock)
+    in_flight = []
+
+    def lookup(username):
+        agent = registry.get(username)
+        if not in_flight:
+            in_flight.append(username)
+            registry.revoke(username)
+            clock.now += 10.1
+            assert other.verify(username, "tok") is None  # reads the new generation
+        return agent
+
+    auth = Authenticator(lookup, cache, registry.generation)
+    other = Authenticator(registry.get, cache, registry.generation)
+    assert auth.verify("host-1", "tok")  # the request in flight: read before the revocation
+    for _ in range(5):
+        assert auth.verify("host-1", "tok") is None
+
+
 def test_agents_that_post_rarely_need_no_lookup_of_their_own():
     clock, registry = FakeClock(), Registry()
     for i in range(100):
@@ -195,6 +263,37 @@ def test_agents_that_post_rarely_need_no_lookup_of_their_own():
             assert auth.verify(f"host-{i}", "tok")
     assert registry.lookups == 100  # one per agent, not one per post
     assert registry.generation_reads <= 30 * 60 / 10 + 1  # one per ttl, for all agents
+
+
+def test_made_up_names_never_evict_known_agents():
+    clock, registry = FakeClock(), Registry()
+    for i in range(100):
+        registry.records[f"host-{i}"] = _agent(f"host-{i}", "tok")
+    auth = _worker(registry, clock, max_entries=200, max_misses=50)
+    for i in range(100):
+        assert auth.verify(f"host-{i}", "tok")
+    for i in range(10_000):
+        assert auth.verify(f"made-up-{i}", "tok") is None
+    assert len(auth.cache) == 100
+    registry.lookups = 0
+    for i in range(100):
+        assert auth.verify(f"host-{i}", "tok")
+    assert registry.lookups == 0
+
+
+def test_known_agents_are_bounded_least_recently_used_first():
+    clock, registry = FakeClock(), Registry()
+    for i in range(20):
+        registry.records[f"host-{i}"] = _agent(f"host-{i}", "tok")
+    auth = _worker(registry, clock, max_entries=10)
+    for i in range(20):
+        assert auth.verify(f"host-{i}", "tok")
+    assert len(auth.cache) == 10
+    registry.lookups = 0
+    assert auth.verify("host-19", "tok")
+    assert registry.lookups == 0
+    assert auth.verify("host-0", "tok")
+    assert registry.lookups == 1
 
 
 def test_cache_disabled_with_zero_ttl():

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from flock_gateway.api.osquery import osquery_username
+from flock_gateway.auth import USERNAME_RE, reserved_for_osquery
 from flock_gateway.config import ConfigError, load_config
 from flock_gateway.metrics import Metrics
 from flock_gateway.osquery_flags import flags_file
@@ -41,12 +42,16 @@ def test_bad_schedules(tmp_path, content):
 
 def test_osquery_username():
     uuid = "9A8B7C6D-5E4F-3A2B-1C0D-E9F8A7B6C5D4"
-    assert osquery_username(uuid) == uuid
+    assert osquery_username(uuid) == "osq-" + uuid
     name = osquery_username("mbp.example.org")
     assert name.startswith("osq-mbp-example-org-")
     assert name != osquery_username("mbp-example.org")  # no collisions through sanitising
     assert osquery_username("x" * 200).startswith("osq-")
     assert len(osquery_username("é" * 200)) <= 128
+    # every osquery name is one /register refuses
+    for identifier in (uuid, "mbp.example.org", "x" * 126, "OSQ-x", "é"):
+        assert reserved_for_osquery(osquery_username(identifier))
+        assert USERNAME_RE.fullmatch(osquery_username(identifier))
 
 
 def test_metrics_render():

@@ -384,6 +384,42 @@ def test_storage_was_set_up_by_the_role(es, prefix):
     assert f"{prefix}-results" in names
 
 
+def test_names_cannot_be_taken_over(gw, es, agent, enroll_secret):
+    """A delivered registration is never registered again; osquery names are reserved;
+    an osquery host seen moments ago cannot be enrolled again by whoever knows its id."""
+    config = tomllib.loads(gw.file("/etc/flock/gateway.toml").content_string)
+    assert config["osquery"]["refuse_reenroll_within_hours"] == 24
+
+    def post(path, body):
+        return _curl(
+            es, "--cacert", CA, "-H", "Content-Type: application/json",
+            "-H", f"X-Flock-Enroll-Secret: {enroll_secret}",
+            "--data", json.dumps(body), _url(path),
+        )  # fmt: skip
+
+    username, token = agent
+    _, body, status = post("/register", {"username": username, "name": "Intruder"})
+    assert status == "400", body
+    _, body, status = post("/register", {"username": "osq-" + username})
+    assert status == "400", body
+    assert "reserved for osquery hosts" in json.loads(body)["error_msg"]
+    _, body, status = _curl(es, "--cacert", CA, "-u", f"{username}:{token}", _url("/ping"))
+    assert status == "200", body
+
+    host = str(uuid.uuid4()).upper()
+    enroll = {"enroll_secret": enroll_secret, "host_identifier": host}
+    _, body, status = post("/osquery/enroll", enroll)
+    key = json.loads(body)["node_key"]
+    assert key.startswith(f"osq-{host}:")
+    for _ in range(2):  # seen by the gateway, on either worker
+        _, body, status = post("/osquery/config", {"node_key": key})
+        assert json.loads(body)["node_invalid"] is False, body
+    _, body, status = post("/osquery/enroll", enroll)
+    assert json.loads(body) == {"node_invalid": True}
+    _, body, status = post("/osquery/config", {"node_key": key})
+    assert json.loads(body)["node_invalid"] is False, body
+
+
 # --- Elasticsearch down, then the upgrade ------------------------------------------------
 
 

@@ -45,7 +45,7 @@ def note_seen(agent: Agent) -> Agent:
         log.warning("could not record last_seen", extra={"agent": agent.username})
         return agent
     updated = dataclasses.replace(agent, last_seen=iso(now))
-    svc.authenticator.cache.put(agent.username, updated, svc.authenticator.cache.now())
+    svc.authenticator.cache.replace(updated)
     return updated
 
 

@@ -13,7 +13,14 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 
 from .. import rows
-from ..auth import Agent, hash_token, new_token, secret_in
+from ..auth import (
+    OSQUERY_NAME_PREFIX,
+    Agent,
+    hash_token,
+    new_token,
+    reserved_for_osquery,
+    secret_in,
+)
 from ..documents import DocumentBuilder, Tag, TooLarge
 from ..errors import BadRequest, PayloadTooLarge, Unauthorized
 from ..fields import FLOCK_AGENT
@@ -63,29 +70,40 @@ def _builder(svc: Services, agent: Agent, body_size: int) -> DocumentBuilder:
     )
 
 
-def _retry_registration(username: str, name: str, token_hash: str) -> bool:
-    """Re-key a registration whose answer the laptop may never have received.
+def _retry_registration(username: str, name: str, token_hash: str) -> Agent | None:
+    """Re-key a registration whose answer the laptop never received; the record as
+    re-keyed, or None when the name is taken.
 
     When storage keeps a registration but answers too late, the gateway has said 503 and
-    the laptop retries with the same name. The record is given the new token only if its
-    credentials were never used (``last_seen`` unset) and it is younger than
-    ``register_retry_seconds``: a name in use can never be taken over this way.
+    the laptop retries with the same name. Only a record still *pending* (its token was
+    never handed out), whose credentials were never used and younger than
+    ``register_retry_seconds`` is given the new token: a registration whose answer was
+    delivered can never be taken over this way.
     """
     svc = services()
     existing = svc.registry.get(username)
-    if existing is None or existing.source != FLOCK_AGENT or existing.last_seen is not None:
-        return False
+    if (
+        existing is None
+        or existing.source != FLOCK_AGENT
+        or not existing.pending
+        or existing.last_seen is not None
+    ):
+        return None
     created = parse_time(existing.created)
     window = timedelta(seconds=svc.config.register_retry_seconds)
     if created is None or datetime.now(tz=UTC) - created > window:
-        return False
+        return None
     try:
-        svc.registry.rekey(existing, token_hash, name=name)
+        agent = svc.registry.rekey(existing, token_hash, name=name, pending=True)
     except AlreadyRegistered:
-        return False  # another retry won
+        return None  # another retry won
     svc.authenticator.cache.invalidate(username)
-    log.warning("registration retried: unused record re-keyed", extra={"agent": username})
-    return True
+    log.warning("registration retried: undelivered record re-keyed", extra={"agent": username})
+    return agent
+
+
+def _taken(username: str) -> BadRequest:
+    return BadRequest(f"Your computer ({username}) is already registered with this server")
 
 
 @bp.post("/register")
@@ -94,6 +112,10 @@ def register() -> Response:
     limit_body(svc.config.max_small_body_bytes)
     data = _register_fields()
     username = validate_username(data.get("username"))
+    if reserved_for_osquery(username):
+        raise BadRequest(
+            f"Usernames starting with {OSQUERY_NAME_PREFIX!r} are reserved for osquery hosts"
+        )
     name = validate_name(data.get("name"))
     if svc.config.enrollment_required:
         secret = data.get("enroll_secret") or request.headers.get(ENROLL_SECRET_HEADER)
@@ -102,12 +124,18 @@ def register() -> Response:
             raise Unauthorized("Registration requires a valid enrollment secret")
     token = new_token()
     try:
-        svc.registry.register(username, name, hash_token(token))
+        agent: Agent | None = svc.registry.register(username, name, hash_token(token), pending=True)
     except AlreadyRegistered:
-        if not _retry_registration(username, name, hash_token(token)):
-            raise BadRequest(
-                f"Your computer ({username}) is already registered with this server"
-            ) from None
+        agent = _retry_registration(username, name, hash_token(token))
+        if agent is None:
+            raise _taken(username) from None
+    # The record stops being pending just before its token is handed out: from then on
+    # nobody can register the name again. A storage error here is a 503 and leaves it
+    # pending, so the laptop's retry still succeeds.
+    try:
+        svc.registry.confirm(agent)
+    except AlreadyRegistered:
+        raise _taken(username) from None  # a retry re-keyed it first
     # this worker may remember that the name was unknown a moment ago
     svc.authenticator.cache.invalidate(username)
     g.username = username

@@ -25,7 +25,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify
 
-from ..auth import USERNAME_RE, Agent, hash_token, new_token, secret_in
+from ..auth import OSQUERY_NAME_PREFIX, USERNAME_RE, Agent, hash_token, new_token, secret_in
 from ..documents import DocumentBuilder, Tag
 from ..errors import BadRequest, ServiceUnavailable
 from ..fields import OSQUERY
@@ -51,13 +51,25 @@ def node_invalid(endpoint: str) -> Response:
 
 
 def osquery_username(host_identifier: str) -> str:
-    """Registry id for an osquery host: the identifier itself when it is a valid username
-    (a UUID is), else a readable prefix plus a hash of it (hostnames contain dots)."""
-    if USERNAME_RE.fullmatch(host_identifier):
-        return host_identifier
+    """Registry name for an osquery host: ``osq-`` and the identifier when that is a valid
+    username (a UUID is), else ``osq-``, a readable part and a hash of it (hostnames
+    contain dots). /register refuses ``osq-`` names, so no Flock agent can take one."""
+    name = OSQUERY_NAME_PREFIX + host_identifier
+    if USERNAME_RE.fullmatch(name):
+        return name
     digest = hashlib.sha256(host_identifier.encode("utf-8")).hexdigest()[:20]
     readable = _HOSTNAME_SAFE.sub("-", host_identifier)[:40].strip("-") or "host"
-    return f"osq-{readable}-{digest}"
+    return f"{OSQUERY_NAME_PREFIX}{readable}-{digest}"
+
+
+def _earlier_record(svc: Services, host_identifier: str) -> Agent | None:
+    """The host's record under the name older releases gave it (the identifier itself)."""
+    if not USERNAME_RE.fullmatch(host_identifier):
+        return None
+    agent = svc.registry.get(host_identifier)
+    if agent is None or agent.source != OSQUERY or agent.host_identifier != host_identifier:
+        return None
+    return agent
 
 
 def _json_object(body: Body) -> dict[str, Any]:
@@ -155,7 +167,7 @@ def _register_host(
     details: dict[str, Any],
 ) -> Agent | None:
     """Register a new osquery host; the agent already registered under the name, if any."""
-    existing = svc.registry.get(username)
+    existing = svc.registry.get(username) or _earlier_record(svc, host_identifier)
     if existing is not None:
         return existing
     try:
@@ -188,7 +200,7 @@ def _reenroll_refusal(svc: Services, existing: Agent) -> str | None:
     if hours and recently and not existing.reenroll_allowed:
         log.warning(
             "osquery re-enrollment refused: host seen recently "
-            "(flock-gateway agents allow-reenroll lets it enroll once)",
+            "(flock-gateway agents allow-reenroll lets it enroll once, or revoke it first)",
             extra={"agent": existing.username},
         )
         return "reenroll_refused"
@@ -245,6 +257,7 @@ def enroll() -> Response:
         except AlreadyRegistered:
             # another enrollment of this host won the race; the host tries again
             raise ServiceUnavailable("Enrollment in progress, try again later") from None
+        username = existing.username
         svc.authenticator.cache.invalidate(username)
         log.warning(
             "osquery host re-enrolled: its previous node key no longer works",

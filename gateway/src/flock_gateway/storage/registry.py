@@ -7,23 +7,35 @@
   agent's token can never authenticate a different, similar-looking username.
 * One more document, ``_id`` = ``GENERATION_ID``, counts changes that invalidate
   credentials (revocation, re-keying, rename): its version is the registry's generation,
-  which the gateway's auth caches compare (see :class:`flock_gateway.auth.AuthCache`).
+  and ``changed`` lists the names of its latest ``GENERATION_CHANGES`` bumps, one per
+  bump, oldest first. The gateway's auth caches read it to forget what changed (see
+  :class:`flock_gateway.auth.AuthCache`). Every change is written first and bumped after,
+  so a cache that sees the bump reads the changed record.
+* A Flock registration is ``pending`` from its creation until the gateway is about to
+  deliver its token: only a pending record may be registered again (a retry after an
+  answer that never reached the laptop).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError, helpers
 
-from ..auth import Agent, username_key
+from ..auth import Agent, Generation, username_key
 from ..documents import iso
 from ..fields import FLOCK_AGENT
-from .errors import translate_errors
+from .errors import StorageUnavailable, translate_errors
 
 GENERATION_ID = "__generation__"
+# names the generation document keeps: a cache that missed more bumps than this since its
+# last read forgets every record instead of the changed ones
+GENERATION_CHANGES = 256
+# concurrent bumps conflict (each writes the document it read): each retries this often
+BUMP_ATTEMPTS = 30
 
 
 class AlreadyRegistered(Exception):
@@ -46,6 +58,7 @@ def _agent(source: dict[str, Any], hit: dict[str, Any] | None = None) -> Agent:
         last_seen=source.get("last_seen"),
         reenroll_allowed=bool(source.get("reenroll_allowed", False)),
         reenrollments=int(source.get("reenrollments", 0)),
+        pending=bool(source.get("pending", False)),
         doc_id=hit.get("_id"),
         seq_no=hit.get("_seq_no"),
         primary_term=hit.get("_primary_term"),
@@ -67,6 +80,7 @@ class Registry:
         source: str = FLOCK_AGENT,
         host_identifier: str | None = None,
         host_details: dict[str, Any] | None = None,
+        pending: bool = False,
     ) -> Agent:
         doc: dict[str, Any] = {
             "username": username,
@@ -79,11 +93,29 @@ class Registry:
             doc["host_identifier"] = host_identifier
         if host_details is not None:
             doc["host_details"] = host_details
+        if pending:
+            doc["pending"] = True
         try:
-            self.client.create(index=self.index, id=username_key(username), document=doc)
+            resp = self.client.create(index=self.index, id=username_key(username), document=doc)
         except ConflictError:
             raise AlreadyRegistered(username) from None
-        return _agent(doc)
+        return _agent(doc, resp)
+
+    @translate_errors
+    def confirm(self, agent: Agent) -> None:
+        """End ``agent``'s pending state (its token is about to be delivered), only if its
+        record is still the one written (``AlreadyRegistered`` otherwise: a retry
+        re-keyed it in the meantime)."""
+        try:
+            self.client.update(
+                index=self.index,
+                id=agent.doc_id or username_key(agent.username),
+                doc={"pending": False},
+                if_seq_no=agent.seq_no,
+                if_primary_term=agent.primary_term,
+            )
+        except (ConflictError, NotFoundError):
+            raise AlreadyRegistered(agent.username) from None
 
     def _id(self, username: str) -> str | None:
         """The document id of ``username``'s record (lower case, or a legacy exact id)."""
@@ -91,12 +123,13 @@ class Registry:
         return agent.doc_id if agent is not None else None
 
     @translate_errors
-    def rekey(self, agent: Agent, token_hash: str, **fields: Any) -> None:
+    def rekey(self, agent: Agent, token_hash: str, **fields: Any) -> Agent:
         """Give ``agent`` a new token, only if its record is still the one that was read
-        (``AlreadyRegistered`` otherwise): of two racing re-keyings exactly one wins."""
+        (``AlreadyRegistered`` otherwise): of two racing re-keyings exactly one wins.
+        Returns the record as written."""
         doc_id = agent.doc_id or username_key(agent.username)
         try:
-            self.client.update(
+            resp = self.client.update(
                 index=self.index,
                 id=doc_id,
                 doc={"token_hash": token_hash, **fields},
@@ -105,7 +138,16 @@ class Registry:
             )
         except (ConflictError, NotFoundError):
             raise AlreadyRegistered(agent.username) from None
-        self.bump_generation()
+        self.bump_generation(agent.username)
+        known = {f.name for f in dataclasses.fields(Agent)}
+        return dataclasses.replace(
+            agent,
+            token_hash=token_hash,
+            doc_id=doc_id,
+            seq_no=resp["_seq_no"],
+            primary_term=resp["_primary_term"],
+            **{k: v for k, v in fields.items() if k in known},
+        )
 
     @translate_errors
     def get(self, username: str) -> Agent | None:
@@ -138,16 +180,42 @@ class Registry:
         self.client.update(index=self.index, id=doc_id, doc={"reenroll_allowed": True})
 
     @translate_errors
-    def generation(self) -> int:
+    def generation(self) -> Generation:
         try:
-            resp = self.client.get(index=self.index, id=GENERATION_ID, source=False)
+            resp = self.client.get(index=self.index, id=GENERATION_ID)
         except NotFoundError:
-            return 0
-        return int(resp["_version"])
+            return Generation(0)
+        changed = resp["_source"].get("changed") or []
+        return Generation(int(resp["_version"]), tuple(str(key) for key in changed))
 
     @translate_errors
-    def bump_generation(self) -> None:
-        self.client.index(index=self.index, id=GENERATION_ID, document={"username": GENERATION_ID})
+    def bump_generation(self, username: str) -> None:
+        """Count one credential change of ``username`` (after the change is written)."""
+        key = username_key(username)
+        for _ in range(BUMP_ATTEMPTS):
+            try:
+                resp = self.client.get(index=self.index, id=GENERATION_ID)
+            except NotFoundError:
+                resp = None
+            changed = list(resp["_source"].get("changed") or []) if resp is not None else []
+            doc = {"username": GENERATION_ID, "changed": [*changed, key][-GENERATION_CHANGES:]}
+            try:
+                # conditional on the version read: each write is exactly one bump, so the
+                # last n names are those of the last n versions
+                if resp is None:
+                    self.client.create(index=self.index, id=GENERATION_ID, document=doc)
+                else:
+                    self.client.index(
+                        index=self.index,
+                        id=GENERATION_ID,
+                        document=doc,
+                        if_seq_no=resp["_seq_no"],
+                        if_primary_term=resp["_primary_term"],
+                    )
+                return
+            except ConflictError:
+                continue
+        raise StorageUnavailable(f"registry generation: {BUMP_ATTEMPTS} conflicting writes")
 
     @translate_errors
     def list(self) -> Iterator[Agent]:
@@ -168,15 +236,23 @@ class Registry:
         if doc_id is None:
             raise UnknownAgent(username)
         self.client.update(index=self.index, id=doc_id, doc={"name": name})
-        self.bump_generation()
+        self.bump_generation(username)
 
     @translate_errors
     def revoke(self, username: str) -> None:
+        """Delete ``username``'s record and bump the generation, so every cache forgets it.
+
+        The bump happens whether or not there was a record: re-running a revocation whose
+        bump failed (after the delete) still reaches every cache. ``UnknownAgent`` after
+        the bump when there was nothing to delete."""
         doc_id = self._id(username)
-        if doc_id is None:
+        deleted = False
+        if doc_id is not None:
+            try:
+                self.client.delete(index=self.index, id=doc_id)
+                deleted = True
+            except NotFoundError:
+                pass
+        self.bump_generation(username)
+        if not deleted:
             raise UnknownAgent(username)
-        try:
-            self.client.delete(index=self.index, id=doc_id)
-        except NotFoundError:
-            raise UnknownAgent(username) from None
-        self.bump_generation()
