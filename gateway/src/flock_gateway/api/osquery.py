@@ -36,8 +36,10 @@ from ..storage.registry import AlreadyRegistered
 from ..validation import parse_object
 from .agent_auth import note_seen, parse_time
 from .body import budget, read_body
+from .storage_gate import require_storage
 
 bp = Blueprint("osquery", __name__, url_prefix="/osquery")
+bp.before_request(require_storage)
 log = get_logger("osquery")
 
 MAX_HOST_IDENTIFIER = 256
