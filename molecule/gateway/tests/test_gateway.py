@@ -107,15 +107,12 @@ def prune_password(gw):
 
 
 def test_prune_runs_as_its_own_user_with_a_systemd_credential(gw, prune_password):
-    props = gw.check_output(
-        "systemctl show %s --property=User --property=LoadCredential", PRUNE_UNIT
-    )
-    assert "User=flock-prune" in props
-    assert f"LoadCredential=es_password:{PRUNE_SECRET}" in props
+    assert "User=flock-prune" in gw.check_output("systemctl show %s -p User", PRUNE_UNIT)
+    unit = gw.check_output("systemctl cat %s", PRUNE_UNIT)
+    assert f"LoadCredential=es_password:{PRUNE_SECRET}\n" in unit
     secret = gw.file(PRUNE_SECRET)
     assert (secret.user, secret.group, secret.mode) == ("root", "root", 0o600)
     assert secret.content_string.strip() == prune_password
-    unit = gw.check_output("systemctl cat %s", PRUNE_UNIT)
     show = gw.check_output("systemctl show %s", PRUNE_UNIT)
     assert "EnvironmentFile" not in unit
     assert prune_password not in unit + show
