@@ -20,6 +20,7 @@ from .metrics import Metrics
 from .schedule import ScheduleError, load_schedule
 from .services import EXTENSION_KEY, Services
 from .storage.client import make_client, probe
+from .storage.readiness import Readiness
 from .storage.registry import Registry
 from .storage.results import BulkWriter
 
@@ -62,8 +63,9 @@ def create_app(config: Config | None = None) -> Flask:
     """Build the gateway app.
 
     Raises :class:`CannotStart` with a plain explanation when the osquery schedule cannot
-    be loaded, or (with ``config.startup_check``, the default) when Elasticsearch is
-    unreachable, rejects the credentials, or lacks the registry index.
+    be loaded. Storage does not stop it: with ``config.startup_check`` (the default) it is
+    probed here, else on the first request; until a probe passes, the agent endpoints
+    answer 503 (:mod:`.storage.readiness`).
     """
     config = config or load_config()
     setup_logging(config.log_level)
@@ -73,12 +75,13 @@ def create_app(config: Config | None = None) -> Flask:
         raise CannotStart(f"cannot load the osquery schedule: {exc}") from None
     client = make_client(config)
     names = IndexNames(config.index_prefix)
+    # one attempt per probe: a probe's cost stays one request timeout at most
+    probe_client = client.options(max_retries=0)
+    readiness = Readiness(
+        lambda: probe(probe_client, config, names.agents), config.readiness_interval
+    )
     if config.startup_check:
-        result = probe(client, config, names.agents)
-        if not result.ok:
-            log.error("startup check failed", extra={"reason": result.message})
-            raise CannotStart(result.message)
-        log.info("startup check passed", extra={"hosts": list(config.es_hosts)})
+        readiness.refresh()
 
     registry = Registry(client, names.agents)
     svc = Services(
@@ -98,6 +101,7 @@ def create_app(config: Config | None = None) -> Flask:
         ),
         schedule=schedule,
         metrics=Metrics(),
+        readiness=readiness,
     )
 
     app = GatewayFlask("flock_gateway")

@@ -1,8 +1,11 @@
 """Gateway configuration: environment variables (FLOCK_*) over an optional TOML file.
 
 Precedence: built-in defaults < TOML file (path in FLOCK_CONFIG, or passed explicitly)
-< environment. Secrets can be given inline or, preferably, as a path to a file
-(``*_FILE`` / ``*_file``) so they never appear in a process listing or unit file.
+< systemd credentials < environment. Secrets can be given inline or, preferably, as a path
+to a file (``*_FILE`` / ``*_file``) so they never appear in a process listing or unit
+file; or as systemd credentials (``LoadCredential=es_password:/root-only/file``), found
+in ``$CREDENTIALS_DIRECTORY`` under the setting's name: ``es_password``, ``es_api_key``,
+``enroll_secrets``.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ class Config:
     register_requires_secret: bool = True
     log_level: str = "INFO"
     startup_check: bool = True
+    # while storage is not ready, and for /readyz: seconds between a worker's probes
+    readiness_interval: float = 2.0
     # osquery TLS API
     status_logs: str = "store"
     strict_allowlist: bool = False
@@ -111,6 +116,8 @@ class Config:
             raise ConfigError("max_decompressed_bytes must be >= max_body_bytes")
         if self.max_small_body_bytes < 1024:
             raise ConfigError("max_small_body_bytes must be >= 1024")
+        if not 0 <= self.readiness_interval <= 300:
+            raise ConfigError("readiness_interval must be between 0 and 300 seconds")
         if self.auth_cache_ttl < 0:
             raise ConfigError("auth_cache_ttl must be >= 0 (0 disables the cache)")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -220,6 +227,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("register_requires_secret", "gateway", "register_requires_secret", _parse_bool),
     _Setting("log_level", "gateway", "log_level", _parse_str),
     _Setting("startup_check", "gateway", "startup_check", _parse_bool),
+    _Setting("readiness_interval", "gateway", "readiness_interval", float),
     _Setting("status_logs", "osquery", "status_logs", _parse_str),
     _Setting("strict_allowlist", "osquery", "strict_allowlist", _parse_bool),
     _Setting("schedule_file", "osquery", "schedule_file", _parse_str),
@@ -280,6 +288,13 @@ def load_config(
                 if setting is None:
                     raise ConfigError(f"{file_path}: unknown setting [{section}] {key}")
                 _apply(values, setting, raw, f"{file_path} [{section}] {key}")
+    credentials = env.get("CREDENTIALS_DIRECTORY")
+    if credentials:
+        # systemd's LoadCredential=: a secret named after its setting (es_password, ...)
+        for setting in _SETTINGS:
+            path = Path(credentials, setting.attr)
+            if setting.secret_file and path.is_file():
+                _apply(values, setting, str(path), f"credential {setting.attr}")
     for setting in _SETTINGS:
         if setting.env in env and env[setting.env] != "":
             _apply(values, setting, env[setting.env], setting.env)

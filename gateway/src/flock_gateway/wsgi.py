@@ -1,8 +1,10 @@
 """WSGI entry point for gunicorn: ``gunicorn flock_gateway.wsgi:app``.
 
-Configuration comes from the environment (FLOCK_*) and/or FLOCK_CONFIG. When
-Elasticsearch cannot be used the worker exits with a one-line explanation on stderr and
-status 3, which makes gunicorn stop ("Worker failed to boot") instead of serving errors.
+Configuration comes from the environment (FLOCK_*) and/or FLOCK_CONFIG. A configuration
+or schedule that cannot be used makes the worker exit with a one-line explanation on
+stderr and status 3, which makes gunicorn stop ("Worker failed to boot"): no worker could
+ever serve with it. Elasticsearch being down or not set up does not: the worker starts,
+answers 503 on the agent endpoints and /readyz, and is ready once storage is.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ from flock_gateway.config import Config
 from flock_gateway.indices import IndexNames
 from flock_gateway.storage.templates import setup_storage
 
+from .outage import NodePort
+
 
 @pytest.fixture
 def names(prefix) -> IndexNames:
@@ -52,3 +54,12 @@ def dead_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def node_port(es_url):
+    """A port in front of the real node that a test closes (an outage) and opens again;
+    closed at first."""
+    port = NodePort(es_url)
+    yield port
+    port.close()

@@ -166,21 +166,37 @@ def test_chunked_body_over_limit_is_413(server, client):
     assert json.loads(body)["error"] is True
 
 
-def test_gunicorn_refuses_to_start_without_elasticsearch(tmp_path, prefix):
-    port = free_port()
+def test_gunicorn_serves_503_while_elasticsearch_is_down(tmp_path, node_port, storage, prefix):
+    """Workers (re)started while the node is down serve 503, not a halted server; the
+    same workers serve rows once it is back."""
     env = {
-        **os.environ,
-        "FLOCK_ES_HOSTS": f"http://127.0.0.1:{free_port()}",
+        "FLOCK_ES_HOSTS": node_port.url,
         "FLOCK_ES_MAX_RETRIES": "0",
         "FLOCK_INDEX_PREFIX": prefix,
+        "FLOCK_READINESS_INTERVAL": "0.2",
     }
-    proc = subprocess.run(
-        gunicorn_cmd(port), env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert proc.returncode != 0
-    assert "flock-gateway: cannot start: cannot reach Elasticsearch at http://127.0.0.1" in (
-        proc.stderr
-    )
+    with serving(env, tmp_path / "gunicorn.log") as port:
+        base = f"http://127.0.0.1:{port}"
+        for path, data in (("/readyz", None), ("/register", "username=host-1")):
+            args = [f"{base}{path}"] + (["--data", data] if data else [])
+            status, body = curl(*args)
+            assert status == 503, (path, body)
+            assert body == {"error": True, "error_msg": "Storage is unavailable, try again later"}
+        head = subprocess.run(
+            ["curl", "-sS", "-o", "/dev/null", "-D", "-", f"{base}/readyz"],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        assert "retry-after: 10" in head.lower()
+
+        node_port.open()
+        for _ in range(100):
+            status, _ = curl(f"{base}/readyz")
+            if status == 200:
+                break
+            time.sleep(0.1)
+        assert status == 200
+        status, body = curl("--data", "username=host-1", f"{base}/register")
+        assert status == 200, body
 
 
 def _raw(port: int, request: bytes) -> tuple[int, str, bytes]:

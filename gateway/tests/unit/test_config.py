@@ -38,6 +38,23 @@ def test_env(tmp_path):
     assert "a" * 20 not in repr(cfg)
 
 
+def test_systemd_credentials(tmp_path):
+    """LoadCredential=es_password:... : the secret in $CREDENTIALS_DIRECTORY, named after
+    its setting, over the file's; the environment still wins."""
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "es_password").write_text("from-systemd\n")
+    path = tmp_path / "prune.toml"
+    path.write_text('[elasticsearch]\nusername = "flock_retention"\npassword = "from-file"\n')
+    env = {"FLOCK_CONFIG": str(path), "CREDENTIALS_DIRECTORY": str(creds)}
+    assert load_config(env=env).es_password == "from-systemd"
+    assert load_config(env={**env, "FLOCK_ES_PASSWORD": "from-env"}).es_password == "from-env"
+    assert load_config(env={"FLOCK_CONFIG": str(path)}).es_password == "from-file"
+    (creds / "es_password").write_text("\n")
+    with pytest.raises(ConfigError, match="is empty"):
+        load_config(env=env)
+
+
 def test_toml_file_and_env_precedence(tmp_path):
     ca = tmp_path / "ca.crt"
     ca.write_text("x")
@@ -87,6 +104,7 @@ enroll_secrets = ["{"x" * 16}"]
         ({"FLOCK_BULK_CONCURRENCY": "0"}, "bulk_concurrency"),
         ({"FLOCK_BULK_LINGER_MS": "5000"}, "bulk_linger_ms"),
         ({"FLOCK_CONFIG": "/nonexistent.toml"}, "cannot read"),
+        ({"FLOCK_READINESS_INTERVAL": "-1"}, "readiness_interval"),
     ],
 )
 def test_invalid(env, match):

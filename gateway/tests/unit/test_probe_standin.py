@@ -1,4 +1,4 @@
-"""Start-up probe messages for credentials problems.
+"""Probe messages for credentials problems.
 
 The open Elasticsearch test node has no security module, so it can never answer 401/403.
 These two cases use a STAND-IN: a local HTTP server answering exactly what Elasticsearch
@@ -8,12 +8,13 @@ the missing-registry case are tested against the real node (tests/integration)."
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from flock_gateway.app import CannotStart, create_app
+from flock_gateway.app import create_app
 from flock_gateway.config import Config
 from flock_gateway.storage.client import make_client, probe
 
@@ -71,8 +72,13 @@ def test_credentials_problems_are_explained(status, body, match):
         result = probe(make_client(cfg), cfg, "flock-agents")
         assert not result.ok
         assert result.message.startswith(f"Elasticsearch at {url} ")
-        with pytest.raises(CannotStart, match=match):
-            create_app(cfg)
+        assert re.search(match, result.message)
         assert "wrong" not in result.message
+        # the gateway starts, and is not ready for the same reason
+        app = create_app(cfg)
+        assert app.extensions["flock"].readiness.result == result
+        res = app.test_client().get("/readyz")
+        assert res.status_code == 503
+        assert "wrong" not in res.text
     finally:
         server.shutdown()

@@ -201,7 +201,13 @@ def test_elastic_works_without_bootstrap_password(host):
 
 
 def test_builtin_and_flock_users_authenticate(host):
-    for user in ("kibana_system", "flock_gateway", "flock_retention", "flock_viewer"):
+    for user in (
+        "kibana_system",
+        "flock_gateway",
+        "flock_retention",
+        "flock_setup",
+        "flock_viewer",
+    ):
         status, body = es_call(host, "GET", "/_security/_authenticate", user=user)
         assert status == 200, (user, body)
         assert body["username"] == user

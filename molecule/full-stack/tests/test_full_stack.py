@@ -207,6 +207,7 @@ DAILY = ["{p}-results-*", "{p}-agent-logs-*", "{p}-status-*"]
     [
         ("flock_gateway_writer", [*DAILY, "{p}-agents"]),
         ("flock_retention", DAILY),
+        ("flock_setup", ["{p}-agents"]),
         ("flock_viewer", DAILY),
     ],
 )
@@ -381,8 +382,8 @@ def test_retention_job_deletes_expired_indices_only(es, prefix):
     status, body = _es(es, "POST", f"/{today}/_doc?refresh=true", body={"probe": 1})
     assert status == 201, body
     gw = _host(GATEWAY)
-    env = gw.check_output("cat /etc/flock/gateway/prune.env")
-    assert 'FLOCK_ES_USERNAME="flock_retention"' in env
+    settings = tomllib.loads(gw.file("/etc/flock/prune/prune.toml").content_string)
+    assert settings["elasticsearch"]["username"] == "flock_retention"
     gw.check_output("systemctl start flock-gateway-prune.service")
     status, _ = _es(es, "GET", f"/{expired}")
     assert status == 404
@@ -393,6 +394,63 @@ def test_retention_job_deletes_expired_indices_only(es, prefix):
     assert status == 403
     status, _ = _es(es, "DELETE", f"/{prefix}-agents", "flock_retention")
     assert status == 403
+
+
+def test_prune_job_runs_as_its_own_user_with_its_password_as_a_credential():
+    gw = _host(GATEWAY)
+    props = gw.check_output("systemctl show flock-gateway-prune.service --property=User")
+    assert "User=flock-prune" in props
+    unit = gw.check_output("systemctl cat flock-gateway-prune.service")
+    assert "LoadCredential=es_password:/etc/flock/prune/es-password\n" in unit
+    secret = gw.file("/etc/flock/prune/es-password")
+    assert (secret.user, secret.group, secret.mode) == ("root", "root", 0o600)
+    assert secret.content_string.strip() == _password("flock_retention")
+    denied = gw.run("runuser -u flock-gateway -- cat /etc/flock/prune/es-password")
+    assert denied.rc != 0
+    assert "Permission denied" in denied.stderr
+
+
+def _files_holding(host, secret: str, *paths: str) -> list[str]:
+    """Files under `paths` that contain `secret` (given to grep on stdin, not as an
+    argument; Ansible's own working files, which hold the command, left out)."""
+    result = host.run(
+        "printf %%s %s | grep -rlF --devices=skip --exclude-dir=.ansible -f - "
+        + " ".join(shlex.quote(p) for p in paths),
+        secret,
+    )
+    assert result.rc in (0, 1), result.stderr
+    return result.stdout.split()
+
+
+def test_no_gateway_file_holds_the_superuser_password():
+    """Storage was set up as flock_setup: the elastic password never went to the gateway
+    host. (Control: the gateway's own password is found where it belongs.)"""
+    gw = _host(GATEWAY)
+    dirs = ("/etc", "/opt", "/var/lib", "/root")
+    assert _files_holding(gw, _password("elastic"), *dirs) == []
+    assert _files_holding(gw, _password("flock_gateway"), *dirs) == [
+        "/etc/flock/gateway/es-password"
+    ]
+
+
+def test_storage_set_up_user_has_only_what_set_up_needs(es, prefix):
+    status, body = _es(es, "GET", "/_security/_authenticate", "flock_setup")
+    assert status == 200, body
+    assert body["roles"] == ["flock_setup"]
+    status, _ = _es(es, "GET", f"/_index_template/{prefix}-results", "flock_setup")
+    assert status == 200
+    found = _es_search(es, f"{prefix}-results-*", {"size": 1})
+    assert found["hits"]["hits"], "no stored row to try to read"
+    index = found["hits"]["hits"][0]["_index"]
+    for method, path in (
+        ("GET", f"/{prefix}-agents/_search"),
+        ("GET", f"/{index}/_search"),
+        ("DELETE", f"/{index}"),
+        ("DELETE", f"/{prefix}-agents"),
+        ("GET", "/_security/user"),
+    ):
+        status, _ = _es(es, method, path, "flock_setup")
+        assert status == 403, (method, path, status)
 
 
 def test_operator_agent_commands_work_with_the_gateways_credentials(laptop):

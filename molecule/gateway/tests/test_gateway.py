@@ -97,6 +97,52 @@ def test_prune_timer_enabled(gw):
     assert "ExecStart=/opt/flock-gateway/current/venv/bin/flock-gateway prune" in unit
 
 
+PRUNE_UNIT = "flock-gateway-prune.service"
+PRUNE_SECRET = "/etc/flock/prune/es-password"  # noqa: S105 - a path
+
+
+@pytest.fixture(scope="module")
+def prune_password(gw):
+    return gw.ansible.get_variables()["gateway_prune_elasticsearch_password"]
+
+
+def test_prune_runs_as_its_own_user_with_a_systemd_credential(gw, prune_password):
+    assert "User=flock-prune" in gw.check_output("systemctl show %s -p User", PRUNE_UNIT)
+    unit = gw.check_output("systemctl cat %s", PRUNE_UNIT)
+    assert f"LoadCredential=es_password:{PRUNE_SECRET}\n" in unit
+    secret = gw.file(PRUNE_SECRET)
+    assert (secret.user, secret.group, secret.mode) == ("root", "root", 0o600)
+    assert secret.content_string.strip() == prune_password
+    show = gw.check_output("systemctl show %s", PRUNE_UNIT)
+    assert "EnvironmentFile" not in unit
+    assert prune_password not in unit + show
+    assert not gw.file("/etc/flock/gateway/prune.env").exists
+
+
+@pytest.mark.parametrize("path", [PRUNE_SECRET, "/etc/flock/prune/prune.toml"])
+def test_the_gateway_user_cannot_read_the_prune_job_files(gw, path):
+    result = gw.run("runuser -u flock-gateway -- cat %s", path)
+    assert result.rc != 0
+    assert "Permission denied" in result.stderr
+
+
+def test_prune_job_gets_its_password_and_nothing_else_does(gw, prune_password):
+    """Run as the job runs: the password reaches the job's credentials directory only."""
+    script = (
+        "import os, sys; from flock_gateway.config import load_config; "
+        "c = load_config(); "
+        "print(c.es_username, c.es_password == sys.argv[1], "
+        "sys.argv[1] in open('/proc/self/environ').read())"
+    )
+    out = gw.check_output(
+        "systemd-run --quiet --wait --pipe --property=User=flock-prune "
+        "--property=LoadCredential=es_password:%s --setenv=FLOCK_CONFIG=%s "
+        "/opt/flock-gateway/current/venv/bin/python -c %s %s",
+        PRUNE_SECRET, "/etc/flock/prune/prune.toml", script, prune_password,
+    )  # fmt: skip
+    assert out.split() == ["flock_retention", "True", "False"]
+
+
 def test_prune_runs_in_its_sandbox(gw):
     """The retention job itself works under the same sandbox (oneshot, exits 0)."""
     gw.check_output("systemctl start flock-gateway-prune.service")
@@ -427,6 +473,37 @@ def test_role_failed_clearly_when_elasticsearch_was_down(gw):
     msg = gw.file("/root/molecule-es-down.txt").content_string.strip()
     assert msg.startswith("flock-gateway check failed on gateway-gw1:"), msg
     assert "cannot reach Elasticsearch at http://gateway-es1:9200" in msg
+
+
+def _es_down_serving(gw):
+    text = gw.file("/root/molecule-es-down-serving.txt").content_string
+    readyz, submit, before, after = (part.strip() for part in text.split("\n---\n"))
+    return readyz, submit, before, after
+
+
+def _http(raw: str) -> tuple[int, dict[str, str], dict]:
+    head, _, body = raw.replace("\r\n", "\n").partition("\n\n")
+    lines = head.splitlines()
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), headers, json.loads(body)
+
+
+def test_workers_started_while_elasticsearch_was_down_served_503(gw):
+    readyz, submit, before, after = _es_down_serving(gw)
+    for raw in (readyz, submit):
+        status, headers, body = _http(raw)
+        assert status == 503, raw
+        assert int(headers["retry-after"]) > 0
+        assert body == {"error": True, "error_msg": "Storage is unavailable, try again later"}
+    # the same service stayed up: not halted and restarted by systemd
+    assert "ActiveState=active" in after
+    assert before.splitlines()[0] in after
+
+
+def test_gateway_recovered_by_itself_when_elasticsearch_came_back(gw):
+    _, _, before, _ = _es_down_serving(gw)
+    back = gw.file("/root/molecule-es-back.txt").content_string.strip()
+    assert back == before.splitlines()[0]
 
 
 def test_role_refused_a_retention_beyond_the_shard_budget(gw):

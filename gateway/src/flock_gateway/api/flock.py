@@ -38,8 +38,10 @@ from ..validation import (
 )
 from .agent_auth import parse_time, require_agent
 from .body import budget, limit_body, read_body
+from .storage_gate import require_storage
 
 bp = Blueprint("flock", __name__)
+bp.before_request(require_storage)
 log = get_logger("api")
 
 ENROLL_SECRET_HEADER = "X-Flock-Enroll-Secret"  # noqa: S105 - a header name

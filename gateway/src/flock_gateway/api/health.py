@@ -1,16 +1,14 @@
-"""/healthz (the process answers) and /readyz (Elasticsearch is usable)."""
+"""/healthz (the process answers), /readyz (its storage is ready: the log says why not)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
 from ..errors import error_response
-from ..logging import get_logger
 from ..services import services
-from ..storage.client import probe
+from .storage_gate import NOT_READY
 
 bp = Blueprint("health", __name__)
-log = get_logger("health")
 
 
 @bp.get("/healthz")
@@ -29,9 +27,8 @@ def metrics() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    svc = services()
-    result = probe(svc.client, svc.config, svc.names.agents)
+    # probed at most every readiness_interval: load balancers poll this, unauthenticated
+    result = services().readiness.refresh()
     if not result.ok:
-        log.warning("not ready", extra={"reason": result.message})
-        return error_response("Storage is unavailable", 503)
+        return error_response(NOT_READY, 503)
     return jsonify({"error": False, "status": "ready"})

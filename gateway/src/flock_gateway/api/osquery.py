@@ -37,8 +37,10 @@ from ..validation import parse_object
 from .agent_auth import note_seen, parse_time
 from .body import Body, budget, request_body
 from .key_scan import MISSING, leading_member, trailing_member
+from .storage_gate import require_storage
 
 bp = Blueprint("osquery", __name__, url_prefix="/osquery")
+bp.before_request(require_storage)
 log = get_logger("osquery")
 
 MAX_HOST_IDENTIFIER = 256
