@@ -183,8 +183,9 @@ def role_nginx_conf(port: int, socket_path: Path, workdir: Path) -> str:
     # their own: no per-client cap, and no limit on a connection's requests
     text = text.replace("    limit_conn flock_gateway_per_client", "    # limit_conn (bench)")
     text = text.replace("http {\n", "http {\n    keepalive_requests 100000000;\n", 1)
-    for path in ("/run/nginx.pid", "/var/lib/nginx", "/var/log/nginx"):
-        text = text.replace(path, str(workdir / Path(path).name))
+    for path, mine in (("/run/nginx.pid", "nginx.pid"), ("/var/lib/nginx", "lib"),
+                       ("/var/log/nginx", "log")):  # fmt: skip
+        text = text.replace(path, str(workdir / mine))
     if os.getuid() != 0:  # the user directive is for a root master only
         text = "\n".join(ln for ln in text.splitlines() if not ln.startswith("user "))
     return text
@@ -213,8 +214,10 @@ def nginx_proxy(socket_path: Path, logdir: Path) -> Iterator[tuple[int, list[int
     conf = workdir / "nginx.conf"
     conf.write_text(role_nginx_conf(port, socket_path, workdir))
     binary = nginx_binary()
-    subprocess.run([binary, "-t", "-q", "-p", str(workdir), "-c", str(conf)], check=True)
-    cmd = [binary, "-p", str(workdir), "-c", str(conf), "-g", "daemon off;"]
+    # -e: nginx opens its error log before it reads the configuration
+    args = ["-p", str(workdir), "-e", str(workdir / "log" / "error.log"), "-c", str(conf)]
+    subprocess.run([binary, "-t", "-q", *args], check=True)
+    cmd = [binary, *args, "-g", "daemon off;"]
     # nginx forks one worker per CPU (worker_processes auto)
     with serving(cmd, dict(os.environ), workdir / "nginx.out", port, os.cpu_count() or 1) as pids:
         yield port, pids

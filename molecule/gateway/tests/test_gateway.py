@@ -278,7 +278,8 @@ def test_gunicorn_listens_on_the_socket_systemd_holds(gw):
     assert "ActiveState=active" in props
     assert "Listen=/run/flock-gateway/gunicorn.sock (Stream)" in props
     assert gw.service("flock-gateway.socket").is_enabled
-    log = gw.check_output("journalctl -u %s --no-pager -o cat -n 200", UNIT)
+    master = _show(gw, "MainPID")["MainPID"]
+    log = gw.check_output("journalctl _SYSTEMD_UNIT=%s _PID=%s --no-pager -o cat", UNIT, master)
     assert "Listening at: unix:/run/flock-gateway/gunicorn.sock" in log
 
 
@@ -495,11 +496,14 @@ def test_laptop_served_while_idle_and_slow_clients_hold_connections(gw, es, agen
     are open while a laptop on the network pings and submits."""
     status_file = "/root/molecule-hold.json"
     gw.check_output("rm -f %s", status_file)
-    gw.check_output(
-        "ulimit -n 8192 && setsid -f python3 %s hold --idle %s --slow %s --seconds 60 "
-        "--status %s >/root/molecule-hold.log 2>&1 </dev/null",
-        clients, str(IDLE_CONNECTIONS), str(SLOW_CLIENTS), status_file,
+    hold = shlex.join(
+        ["python3", clients, "hold", "--idle", str(IDLE_CONNECTIONS), "--slow", str(SLOW_CLIENTS),
+         "--seconds", "90", "--status", status_file]
     )  # fmt: skip
+    gw.check_output(
+        "setsid -f sh -c %s </dev/null",
+        f"echo $$ > /root/molecule-hold.pid; exec {hold} >/root/molecule-hold.log 2>&1",
+    )
     try:
         before = None
         for _ in range(60):
@@ -516,7 +520,7 @@ def test_laptop_served_while_idle_and_slow_clients_hold_connections(gw, es, agen
         submit = _laptop(es, agent, "/submit", _rows(agent[0], {"during": "slow clients"}))
         after = json.loads(gw.check_output("cat %s", status_file))
     finally:
-        gw.run("pkill -f 'proxy_clients.py hold'")
+        gw.run("kill $(cat /root/molecule-hold.pid)")
     print(
         f"proxy: {after['idle_open']} idle and {after['slow_open']} slow connections open "
         f"({after['idle_reopened']} idle ones reopened after nginx dropped them); laptop "
