@@ -106,12 +106,16 @@ def hold(args: argparse.Namespace) -> None:
         if now >= next_byte:
             next_byte = now + 2
             # an answer (408, 429...) or a close: nginx gave up on that client
-            answered, _, _ = select.select([c for c in slow if c is not None], [], [], 0)
+            poll = select.poll()
+            for conn in slow:
+                if conn is not None:
+                    poll.register(conn, select.POLLIN)
+            readable = {fd for fd, _ in poll.poll(0)}
             for n, conn in enumerate(slow):
                 if conn is None:
                     continue
                 try:
-                    if conn in answered and _answered(conn):
+                    if conn.fileno() in readable and _answered(conn):
                         raise ConnectionError("answered")
                     conn.sendall(b"[")
                 except OSError:
