@@ -24,6 +24,12 @@ every agent busy for --seconds and measures:
     one index call per row) under gunicorn with the role's configuration, as the
     gateway (same worker class, workers and threads or connections).
 
+  * proxy (``--proxy``): the gateway's requests through nginx in front of the same
+    gunicorn, with the role's nginx.conf (plain HTTP, as the load generator speaks; no
+    per-client cap, since every agent comes from 127.0.0.1): gateway CPU is then nginx's
+    processes and gunicorn's together. nginx is Debian's package (``apt-get install
+    nginx`` when it is missing).
+
 Loads: /submit 200-row batches x 32 agents, /submit 5-row batches x 200 agents,
 /osquery/log 1024-line gzip batches x 8 hosts. CPU per request is split into gateway
 (gunicorn master + workers) and Elasticsearch (the node's process) from /proc over the
@@ -32,7 +38,7 @@ that grows round by round; after each run the node is left to settle (merges, re
 until idle, and that CPU is counted as the run's. The table gives the median of the
 rounds and the spread (min-max).
 
-    python gateway/bench/bench_submit.py [--rounds 3] [--seconds 20] [--quick]
+    python gateway/bench/bench_submit.py [--rounds 3] [--seconds 20] [--quick] [--proxy]
 
 With ``--py-spy PATH`` (py-spy is not a dependency: ``pip install py-spy``), every gateway
 run is also sampled by py-spy (all workers, 50 Hz, without pausing them, only the thread
@@ -49,6 +55,8 @@ import http.client
 import json
 import os
 import pickle
+import pwd
+import shutil
 import socket
 import statistics
 import subprocess
@@ -114,24 +122,37 @@ class Shape:
     connections: int | None = None
 
 
-def role_gunicorn_conf(port: int, logdir: Path, shape: Shape) -> tuple[str, int, str]:
-    """The role's gunicorn.conf.py rendered with its defaults for this machine (and
-    ``shape``'s overrides), with bench settings appended (plain HTTP on 127.0.0.1,
-    gunicorn's own log to a file); its worker count, and its shape as in "gevent 5 x 128"."""
+def role_values(port: int) -> tuple[jinja2.Environment, dict]:
+    """A template environment with Ansible's ``bool`` filter, and the role's defaults (and
+    its internal settings the templates read) for this machine, listening on 127.0.0.1:port."""
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
-    # renders a Python config file, not HTML
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)  # noqa: S701
-    env.filters["bool"] = to_bool  # Ansible's own, which the template uses
+    internal = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
+    # renders configuration files, not HTML; trim_blocks as Ansible's template module
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True)  # noqa: S701
+    env.filters["bool"] = to_bool  # Ansible's own, which the templates use
     facts = {"ansible_facts": {"processor_vcpus": os.cpu_count() or 1}}
     values = {k: v for k, v in defaults.items() if not isinstance(v, str) or "{{" not in v}
     for name in ("gateway_workers",):
         values[name] = env.from_string(defaults[name]).render(**facts, **values)
     values.update(
+        {k: v for k, v in internal.items() if k.startswith("_gateway_nginx_")},
         ansible_managed="rendered by gateway/bench/bench_submit.py",
         inventory_hostname="bench",
         gateway_bind_address="127.0.0.1",
         gateway_port=port,
+        _gateway_socket_path=internal["_gateway_socket_path"],
     )
+    return env, values
+
+
+def role_gunicorn_conf(
+    port: int, logdir: Path, shape: Shape, socket_path: Path | None = None
+) -> tuple[str, int, str]:
+    """The role's gunicorn.conf.py rendered with its defaults for this machine (and
+    ``shape``'s overrides), with bench settings appended (plain HTTP on 127.0.0.1, and on
+    ``socket_path`` for nginx; gunicorn's own log to a file); its worker count, and its
+    shape as in "gevent 5 x 128"."""
+    env, values = role_values(port)
     for name, value in (("gateway_worker_class", shape.worker_class),
                         ("gateway_workers", shape.workers), ("gateway_threads", shape.threads),
                         ("gateway_worker_connections", shape.connections)):  # fmt: skip
@@ -140,14 +161,66 @@ def role_gunicorn_conf(port: int, logdir: Path, shape: Shape) -> tuple[str, int,
     text = env.from_string((ROLE / "templates" / "gunicorn.conf.py.j2").read_text()).render(
         **values
     )
+    binds = [f"127.0.0.1:{port}"] + ([f"unix:{socket_path}"] if socket_path else [])
     text += (
-        "\n# bench overrides\ncertfile = None\nkeyfile = None\nworker_tmp_dir = None\n"
+        f"\n# bench overrides\nbind = {binds!r}\nworker_tmp_dir = None\n"
         f"errorlog = {str(logdir / 'error.log')!r}\n"
     )
     gevent = values["gateway_worker_class"] == "gevent"
     each = values["gateway_worker_connections" if gevent else "gateway_threads"]
     workers = int(values["gateway_workers"])
     return text, workers, f"{values['gateway_worker_class']} {workers} x {each}"
+
+
+def role_nginx_conf(port: int, socket_path: Path, workdir: Path) -> str:
+    """The role's nginx.conf for nginx on 127.0.0.1:port in front of gunicorn on
+    ``socket_path``: plain HTTP, its files under ``workdir``, run as the bench's user."""
+    env, values = role_values(port)
+    values.update(_gateway_socket_path=str(socket_path), _gateway_nginx_tls=False,
+                  _gateway_nginx_user=pwd.getpwuid(os.getuid()).pw_name)  # fmt: skip
+    text = env.from_string((ROLE / "templates" / "nginx.conf.j2").read_text()).render(**values)
+    # the load generator's agents all come from 127.0.0.1 on keep-alive connections of
+    # their own: no per-client cap, and no limit on a connection's requests
+    text = text.replace("    limit_conn flock_gateway_per_client", "    # limit_conn (bench)")
+    text = text.replace("http {\n", "http {\n    keepalive_requests 100000000;\n", 1)
+    for path, mine in (("/run/nginx.pid", "nginx.pid"), ("/var/lib/nginx", "lib"),
+                       ("/var/log/nginx", "log")):  # fmt: skip
+        text = text.replace(path, str(workdir / mine))
+    if os.getuid() != 0:  # the user directive is for a root master only
+        text = "\n".join(ln for ln in text.splitlines() if not ln.startswith("user "))
+    return text
+
+
+def nginx_binary() -> str:
+    """nginx from Debian's archive: installed with apt-get when missing."""
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if found:
+        return found
+    print("nginx is missing: apt-get install nginx", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "install", "-y", "-q", "nginx"], check=True, env=env)
+    return shutil.which("nginx", path="/usr/sbin:/usr/bin") or "/usr/sbin/nginx"
+
+
+@contextlib.contextmanager
+def nginx_proxy(socket_path: Path, logdir: Path) -> Iterator[tuple[int, list[int]]]:
+    """nginx with the role's configuration in front of the gateway's gunicorn (already
+    listening on ``socket_path``); yields its port and its master's and workers' pids."""
+    port = free_port()
+    workdir = logdir / "nginx"
+    workdir.mkdir()
+    for sub in ("lib", "log"):
+        (workdir / sub).mkdir()
+    conf = workdir / "nginx.conf"
+    conf.write_text(role_nginx_conf(port, socket_path, workdir))
+    binary = nginx_binary()
+    # -e: nginx opens its error log before it reads the configuration
+    args = ["-p", str(workdir), "-e", str(workdir / "log" / "error.log"), "-c", str(conf)]
+    subprocess.run([binary, "-t", "-q", *args], check=True)
+    cmd = [binary, *args, "-g", "daemon off;"]
+    # nginx forks one worker per CPU (worker_processes auto)
+    with serving(cmd, dict(os.environ), workdir / "nginx.out", port, os.cpu_count() or 1) as pids:
+        yield port, pids
 
 
 def children(pid: int) -> list[int]:
@@ -196,7 +269,7 @@ def serving(
     try:
         for _ in range(600):
             if proc.poll() is not None:
-                raise SystemExit(f"{cmd[3:]} exited with {proc.returncode}; see {log}")
+                raise SystemExit(f"{cmd} exited with {proc.returncode}; see {log}")
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
                 conn.request("GET", "/healthz")
@@ -221,10 +294,10 @@ def gateway_env(es_url: str, prefix: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def gunicorn(
-    es_url: str, prefix: str, logdir: Path, shape: Shape
+    es_url: str, prefix: str, logdir: Path, shape: Shape, socket_path: Path | None = None
 ) -> Iterator[tuple[int, list[int], int, str]]:
     port = free_port()
-    conf_text, workers, label = role_gunicorn_conf(port, logdir, shape)
+    conf_text, workers, label = role_gunicorn_conf(port, logdir, shape, socket_path)
     conf = logdir / "gunicorn.conf.py"
     conf.write_text(conf_text)
     env = {**os.environ, **gateway_env(es_url, prefix)}
@@ -333,6 +406,7 @@ class Bench:
         *,
         original_port: int | None = None,
         floor_port: int | None = None,
+        proxy_port: int | None = None,
         id_shapes: tuple[str, ...] = (),
         py_spy: str | None = None,
         logdir: Path | None = None,
@@ -345,7 +419,7 @@ class Bench:
         self.port = port
         self.id_shapes = id_shapes  # direct sides beside the one with the gateway's shape
         # the sides not on the gateway's port
-        self.ports = {"original": original_port, "floor": floor_port}
+        self.ports = {"original": original_port, "floor": floor_port, "proxy": proxy_port}
         # (side, load key) -> (host, credential); side "gateway" or "original"
         self.agents: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.runs = 0
@@ -392,7 +466,8 @@ class Bench:
     def gateway_conns(self, load: Load, side: str) -> list[Conn]:
         port = self.ports.get(side) or self.port
         conns = []
-        # the floor is sent the gateway's requests (it reads no credentials)
+        # the floor is sent the gateway's requests (it reads no credentials); the proxy
+        # passes them to the gateway
         for host, cred in self.agents[("original" if side == "original" else "gateway", load.key)]:
             if load.osquery:
                 rows = rows_template(host, load.rows, OSQUERY_QUERY)
@@ -427,6 +502,8 @@ class Bench:
             sides.append("original")
         if self.ports["floor"] and not load.osquery:
             sides.append("floor")
+        if self.ports["proxy"]:
+            sides.append("proxy")
         return sides if round_ % 2 == 0 else sides[::-1]
 
     def run(
@@ -447,8 +524,9 @@ class Bench:
         # each window held merges of the others' segments, and Elasticsearch's CPU per
         # row of one and the same direct load moved between 33 and 63 µs across runs.
         days_back = self.days_back.setdefault((load.key, side), 1 + len(self.days_back))
-        # the original design's server and the floor count as "gateway" in their runs
-        pids = {"gateway": pids[side if side in ("original", "floor") else "gateway"],
+        # the original design's server, the floor and nginx with the gateway behind it
+        # count as "gateway" in their runs
+        pids = {"gateway": pids[side if side in ("original", "floor", "proxy") else "gateway"],
                 "elasticsearch": pids["elasticsearch"]}  # fmt: skip
         plan = Plan(
             host="127.0.0.1",
@@ -619,6 +697,23 @@ def report(results: dict[tuple[str, str], list[Outcome]], loads: list[Load]) -> 
             own = [g - f for g, f in zip(gw_ms, fl_ms, strict=True)]
             print(f"| {load.label} | {spread(fl_ms, '.2f')} | {spread(gw_ms, '.2f')} "
                   f"| {spread(own, '.2f')} |")  # fmt: skip
+    proxied = [ld for ld in loads if (ld.key, "proxy") in results]
+    if proxied:
+        print()
+        print("| load | rows/s, gateway / through nginx | p99 ms, gateway / through nginx "
+              "| gateway CPU ms per request: gunicorn alone / nginx + gunicorn "
+              "| what nginx adds, CPU ms per request |")  # fmt: skip
+        print("|---|---|---|---|---|")
+        for load in proxied:
+            gw, px = results[(load.key, "gateway")], results[(load.key, "proxy")]
+            gw_ms, px_ms = ms_per_request(gw, "gateway"), ms_per_request(px, "gateway")
+            added = [p - g for p, g in zip(px_ms, gw_ms, strict=True)]
+            p99_gw = statistics.median(pct(o.latencies_ms, 0.99) for o in gw)
+            p99_px = statistics.median(pct(o.latencies_ms, 0.99) for o in px)
+            print(f"| {load.label} | {spread(rows_per_s(gw))} / {spread(rows_per_s(px))} "
+                  f"| {p99_gw:.0f} / {p99_px:.0f} "
+                  f"| {spread(gw_ms, '.2f')} / {spread(px_ms, '.2f')} "
+                  f"| {spread(added, '.2f')} |")  # fmt: skip
     originals = [ld for ld in loads if (ld.key, "original") in results]
     if not originals:
         return
@@ -664,6 +759,8 @@ def main() -> int:
                     help="also run direct _bulk with ids of this shape (repeatable)")  # fmt: skip
     ap.add_argument("--no-floor", action="store_true",
                     help="skip gunicorn + Flask alone (framework_floor.py)")  # fmt: skip
+    ap.add_argument("--proxy", action="store_true",
+                    help="also run each gateway load through the role's nginx")  # fmt: skip
     ap.add_argument("--no-original", action="store_true",
                     help="skip the original design's baseline on the 200-row load")  # fmt: skip
     args = ap.parse_args()
@@ -684,10 +781,17 @@ def main() -> int:
         try:
             with contextlib.ExitStack() as servers:
                 wanted = Shape(args.worker_class, args.workers, args.threads, args.connections)
+                socket_path = Path(tmp) / "gunicorn.sock" if args.proxy else None
                 port, gw_pids, workers, shape = servers.enter_context(
-                    gunicorn(es_url, prefix, Path(tmp), wanted)
+                    gunicorn(es_url, prefix, Path(tmp), wanted, socket_path)
                 )
                 pids = {"gateway": gw_pids, "elasticsearch": [es_pid] if es_pid else []}
+                proxy_port = None
+                if socket_path:
+                    proxy_port, nginx_pids = servers.enter_context(
+                        nginx_proxy(socket_path, Path(tmp))
+                    )
+                    pids["proxy"] = nginx_pids + gw_pids
                 original_port = None
                 if not args.no_original and any(ld.key == ORIGINAL_LOAD for ld in loads):
                     env = {"ORIGINAL_ES_URL": es_url, "ORIGINAL_INDEX": f"{prefix}-original"}
@@ -700,7 +804,7 @@ def main() -> int:
                         beside("framework_floor:create_app()", Path(tmp), workers)
                     )
                 bench = Bench(es, es_url, prefix, port, original_port=original_port,
-                              floor_port=floor_port,
+                              floor_port=floor_port, proxy_port=proxy_port,
                               id_shapes=tuple(args.direct_ids), py_spy=args.py_spy,
                               logdir=Path(tmp))  # fmt: skip
                 for load in loads:

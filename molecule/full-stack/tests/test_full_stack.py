@@ -130,6 +130,8 @@ def test_every_service_is_active():
         ("full-stack-es1", "elasticsearch"),
         ("full-stack-kb1", "kibana"),
         ("full-stack-gw1", "flock-gateway"),
+        ("full-stack-gw1", "flock-gateway.socket"),
+        ("full-stack-gw1", "nginx"),
     ]:
         assert _host(name).service(unit).is_running, f"{unit} on {name}"
 

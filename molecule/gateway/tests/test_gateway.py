@@ -1,4 +1,5 @@
-"""Verify the gateway role: a sandboxed TLS-only service writing to a real Elasticsearch.
+"""Verify the gateway role: nginx serving TLS in front of a sandboxed gunicorn on a Unix
+socket, writing to a real Elasticsearch.
 
 Runs after converge, idempotence and side_effect (Elasticsearch-down run, then the
 upgrade to a .post1 wheel), so everything here is checked on the upgraded release.
@@ -208,19 +209,20 @@ def test_release_has_the_compiled_row_path(gw):
 
 
 @pytest.mark.parametrize(
-    ("path", "mode"),
+    ("path", "group", "mode"),
     [
-        ("/etc/flock/gateway.toml", 0o640),
-        ("/etc/flock/gateway/enroll-secrets", 0o640),
-        ("/etc/flock/gateway/tls.key", 0o640),
-        ("/etc/flock/gateway/gunicorn.conf.py", 0o640),
+        ("/etc/flock/gateway.toml", "flock-gateway", 0o640),
+        ("/etc/flock/gateway/enroll-secrets", "flock-gateway", 0o640),
+        ("/etc/flock/gateway/gunicorn.conf.py", "flock-gateway", 0o640),
+        # nginx's master reads it as root; gunicorn never holds it
+        ("/etc/flock/gateway/tls.key", "root", 0o600),
     ],
 )
-def test_private_files(gw, path, mode):
+def test_private_files(gw, path, group, mode):
     f = gw.file(path)
     assert f.exists
     assert f.user == "root"
-    assert f.group == "flock-gateway"
+    assert f.group == group
     assert f.mode == mode
 
 
@@ -282,33 +284,61 @@ def test_untrusted_client_refused_by_verification(es):
 
 
 def test_no_plain_http(es):
+    """Plain HTTP to the port reaches nothing of the gateway: nginx answers it in the
+    gateway's JSON shape that the port speaks HTTPS only, and closes."""
     rc, body, status = _curl(es, f"http://{GATEWAY}:{PORT}/healthz")
-    assert rc != 0
-    assert status in ("000", "")
-    assert '"status"' not in body
+    assert (rc, status) == (0, "400"), body
+    assert json.loads(body) == {"error": True, "error_msg": "This port speaks HTTPS only"}
 
 
-def test_only_the_tls_port_listens(gw):
-    """Every listening TCP socket the service user owns is the TLS port (by socket uid:
-    the container's root lacks CAP_SYS_PTRACE, so ss cannot name other users' pids)."""
-    uid = gw.user("flock-gateway").uid
-    ports = set()
+def _listening_tcp(gw):
+    """(address, port, uid) of every listening TCP socket but Docker's DNS resolver."""
+    found = set()
     for line in gw.check_output("ss -Hltne").splitlines():
-        if re.search(rf"\buid:{uid}\b", line):
-            ports.add(line.split()[3].rsplit(":", 1)[1])
-    assert ports == {str(PORT)}
+        local = line.split()[3]
+        addr, _, port = local.rpartition(":")
+        uid = re.search(r"\buid:(\d+)", line)
+        if addr != "127.0.0.11":  # the container network's resolver, not the deployment's
+            found.add((addr.strip("[]"), port, uid.group(1) if uid else "0"))
+    return found
 
 
-def test_each_worker_listens_on_the_port(gw):
-    """gateway_reuse_port: a listening socket per worker (gateway_workers is 2 here), so
-    the kernel spreads connections over the workers; not one socket they share."""
-    uid = gw.user("flock-gateway").uid
-    listening = [
-        line
-        for line in gw.check_output("ss -Hltne").splitlines()
-        if re.search(rf"\buid:{uid}\b", line) and line.split()[3].endswith(f":{PORT}")
-    ]
-    assert len(listening) == 2, listening
+def test_only_nginx_listens_on_the_tls_port(gw):
+    """The one TCP port is nginx's TLS port (root's socket; no port 80 of Debian's default
+    site); the service user owns no listening TCP socket (by socket uid: the container's
+    root lacks CAP_SYS_PTRACE, so ss cannot name other users' pids)."""
+    listening = _listening_tcp(gw)
+    assert {port for _, port, _ in listening} == {str(PORT)}, listening
+    assert {uid for _, _, uid in listening} == {"0"}, listening
+    assert gw.check_output("dpkg-query -W -f '${Status}' nginx") == "install ok installed"
+    assert gw.service("nginx").is_running
+    assert gw.service("nginx").is_enabled
+
+
+def test_gunicorn_listens_on_the_socket_systemd_holds(gw):
+    """gunicorn's only listener is flock-gateway.socket's Unix socket, which only nginx's
+    user may connect to, and which systemd keeps open while gunicorn restarts."""
+    sock = gw.file("/run/flock-gateway/gunicorn.sock")
+    assert sock.is_socket
+    assert (sock.user, sock.mode) == ("www-data", 0o600)
+    props = gw.check_output("systemctl show flock-gateway.socket -p ActiveState -p Listen")
+    assert "ActiveState=active" in props
+    assert "Listen=/run/flock-gateway/gunicorn.sock (Stream)" in props
+    assert gw.service("flock-gateway.socket").is_enabled
+    master = _show(gw, "MainPID")["MainPID"]
+    log = gw.check_output("journalctl _SYSTEMD_UNIT=%s _PID=%s --no-pager -o cat", UNIT, master)
+    assert "Listening at: unix:/run/flock-gateway/gunicorn.sock" in log
+
+
+def test_ready_means_a_worker_answers(gw):
+    """systemd reports the service started only once a worker has loaded the app: right
+    after `systemctl restart` returns, gunicorn answers on its socket at once."""
+    out = gw.check_output(
+        "systemctl restart %s && curl -sS --max-time 0.5 -o /dev/null -w '%%{http_code}' "
+        "--unix-socket /run/flock-gateway/gunicorn.sock http://gateway/healthz",
+        UNIT,
+    )
+    assert out == "200"
 
 
 # --- the agent flow ---------------------------------------------------------------------
@@ -420,6 +450,169 @@ def test_submit_lands_in_elasticsearch(es, agent, prefix):
         assert src["flock"]["username"] == username
         assert src["data"]["name"] == "molecule_probe"
     assert sorted(h["_source"]["data"]["counter"] for h in hits) == [0, 1, 2]
+
+
+# --- the proxy: limits, slow clients, restarts ------------------------------------------
+
+CLIENTS = "/root/proxy_clients.py"
+SMALL_BODY_ENDPOINTS = ("/register", "/osquery/enroll", "/osquery/config")
+# Kept open on the gateway while a laptop is served (issue 24: with 1,500 idle
+# connections, or 700 clients trickling a body, gunicorn alone served no laptop in 5 s).
+IDLE_CONNECTIONS = 1000
+SLOW_CLIENTS = 700
+LAPTOP_WITHIN_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def clients(gw, es):
+    """proxy_clients.py on both containers (stdlib only, run by their own python3)."""
+    src = os.path.join(os.path.dirname(__file__), "proxy_clients.py")
+    for host in (gw, es):
+        res = host.ansible("copy", f"src={src} dest={CLIENTS} mode=0700", check=False)
+        assert "failed" not in res or not res["failed"], res
+    return CLIENTS
+
+
+def _rows(username, columns):
+    now = int(time.time())
+    return json.dumps([{
+        "name": "molecule_probe", "hostIdentifier": username, "unixTime": now,
+        "calendarTime": time.strftime("%a %b %d %H:%M:%S %Y UTC", time.gmtime(now)),
+        "epoch": 0, "counter": 0, "numerics": False, "action": "added", "columns": columns,
+    }])  # fmt: skip
+
+
+def _laptop(es, agent, path, data=None):
+    """One request of a registered laptop from the network: (status, body, seconds)."""
+    username, token = agent
+    args = ["curl", "-sS", "--max-time", "30", "--cacert", CA, "-u", f"{username}:{token}",
+            "-w", "\n%{http_code} %{time_total}"]  # fmt: skip
+    if data is not None:
+        args += ["-H", "Content-Type: application/json", "--data", data]
+    res = es.run(shlex.join([*args, _url(path)]))
+    body, _, tail = res.stdout.rpartition("\n")
+    status, seconds = tail.split()
+    return status, body, float(seconds)
+
+
+@pytest.fixture(scope="module")
+def big_body(es):
+    """70 KiB of JSON whitespace on the laptop."""
+    path = "/root/molecule-70k.json"
+    es.check_output("head -c 71680 /dev/zero | tr '\\0' ' ' > %s", path)
+    return path
+
+
+@pytest.mark.parametrize("path", SMALL_BODY_ENDPOINTS)
+def test_small_endpoints_refuse_big_bodies_with_json(es, path, big_body):
+    """70 KiB to an endpoint that needs a few KB: nginx answers 413 in the gateway's shape
+    before gunicorn reads anything."""
+    rc, body, status = _curl(
+        es, "--cacert", CA, "-H", "Content-Type: application/json",
+        "--data-binary", f"@{big_body}", _url(path),
+    )  # fmt: skip
+    assert (rc, status) == (0, "413"), body
+    assert json.loads(body) == {"error": True, "error_msg": "Request body is too large"}
+
+
+def test_submit_takes_bodies_beyond_the_small_cap(es, big_body):
+    """The same 70 KiB reach the gateway on /submit (which then wants credentials)."""
+    rc, body, status = _curl(
+        es, "--cacert", CA, "-H", "Content-Type: application/json",
+        "--data-binary", f"@{big_body}", _url("/submit"),
+    )  # fmt: skip
+    assert (rc, status) == (0, "401"), body
+
+
+def test_per_client_cap_refuses_the_excess_with_json(gw, clients):
+    """From one address, requests in progress beyond gateway_proxy_connections_per_client
+    are refused at once (429, JSON, Retry-After); those within it are held."""
+    limit = int(gw.ansible.get_variables().get("gateway_proxy_connections_per_client", 64))
+    out = json.loads(gw.check_output("python3 %s cap --count %s", clients, str(limit + 6)))
+    assert (out["held"], out["refused"]) == (limit, 6), out
+    head, _, body = out["answer"].partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 429"), out["answer"]
+    assert "Retry-After: 10" in head, head
+    assert json.loads(body)["error"] is True, body
+
+
+def test_laptop_served_while_idle_and_slow_clients_hold_connections(gw, es, agent, clients):
+    """IDLE_CONNECTIONS connections that never start TLS (each reopened when nginx drops
+    it) and SLOW_CLIENTS clients trickling a /submit body, each from an address of its own
+    (127.0.0.0/8 on the gateway host: the per-client cap is not what saves the laptop),
+    are open while a laptop on the network pings and submits."""
+    status_file = "/root/molecule-hold.json"
+    gw.check_output("rm -f %s", status_file)
+    hold = shlex.join(
+        ["python3", clients, "hold", "--idle", str(IDLE_CONNECTIONS), "--slow", str(SLOW_CLIENTS),
+         "--seconds", "90", "--status", status_file]
+    )  # fmt: skip
+    gw.check_output(
+        "setsid -f sh -c %s </dev/null",
+        f"echo $$ > /root/molecule-hold.pid; exec {hold} >/root/molecule-hold.log 2>&1",
+    )
+    try:
+        before = None
+        for _ in range(60):
+            res = gw.run("cat %s", status_file)
+            if res.rc == 0:
+                before = json.loads(res.stdout)
+                if before["idle_open"] == IDLE_CONNECTIONS and before["slow_open"] == SLOW_CLIENTS:
+                    break
+            time.sleep(1)
+        log = gw.run("cat /root/molecule-hold.log").stdout
+        assert before and before["slow_open"] == SLOW_CLIENTS, (before, log)
+        time.sleep(3)  # the slow clients have sent more of their bodies meanwhile
+        ping = _laptop(es, agent, "/ping")
+        submit = _laptop(es, agent, "/submit", _rows(agent[0], {"during": "slow clients"}))
+        after = json.loads(gw.check_output("cat %s", status_file))
+    finally:
+        gw.run("kill $(cat /root/molecule-hold.pid)")
+    print(
+        f"proxy: {after['idle_open']} idle and {after['slow_open']} slow connections open "
+        f"({after['idle_reopened']} idle ones reopened after nginx dropped them); laptop "
+        f"/ping {ping[0]} in {ping[2]:.3f} s, /submit {submit[0]} in {submit[2]:.3f} s"
+    )
+    assert ping[0] == "200", ping
+    assert submit[0] == "200", submit
+    assert json.loads(submit[1])["processed_count"] == 1
+    assert ping[2] < LAPTOP_WITHIN_S and submit[2] < LAPTOP_WITHIN_S, (ping, submit)
+    # the pressure was still there while the laptop was served
+    assert after["idle_open"] == IDLE_CONNECTIONS
+    assert after["slow_open"] == SLOW_CLIENTS and after["slow_failed"] == 0, after
+
+
+def test_restart_and_reload_lose_no_request(gw, es, agent, clients):
+    """Four laptops submit in a loop (a new connection per request) while gunicorn
+    restarts (as a release does) and nginx reloads (as a certificate change does): every
+    request is answered 200; none is reset or refused."""
+    username, token = agent
+    out_file = "/root/molecule-submit-loop.json"
+    loop = shlex.join(["python3", clients, "submit", "--host", GATEWAY, "--ca", CA,
+                       "--user", username, "--token", token, "--seconds", "24"])  # fmt: skip
+    es.check_output(f"setsid -f sh -c {shlex.quote(loop + ' > ' + out_file + ' 2>&1')} </dev/null")
+    time.sleep(4)
+    before = _show(gw, "MainPID")["MainPID"]
+    gw.check_output("systemctl restart %s", UNIT)
+    assert _show(gw, "MainPID")["MainPID"] != before
+    time.sleep(3)
+    gw.check_output("systemctl reload nginx")
+    time.sleep(3)
+    gw.check_output("systemctl restart %s", UNIT)
+    result = None
+    for _ in range(60):
+        text = es.run("cat %s", out_file).stdout.strip()
+        if text.endswith("}"):
+            result = json.loads(text)
+            break
+        time.sleep(1)
+    assert result, text
+    print(
+        f"proxy: {result['requests']} requests across two gunicorn restarts and an nginx "
+        f"reload: {result['answers']}; slowest {result['slowest_s']:.2f} s"
+    )
+    assert result["answers"] == {"200": result["requests"]}, result
+    assert result["requests"] >= 20, result
 
 
 def test_storage_was_set_up_by_the_role(es, prefix):
