@@ -82,9 +82,7 @@ def over_budget(sizes: dict[str, int], names: IndexNames, max_bytes: int, today:
 def daily_index_sizes(client: Elasticsearch, names: IndexNames) -> dict[str, int]:
     """Bytes on disk of each daily index, replicas included (index privilege monitor)."""
     pattern = ",".join(names.daily_pattern(kind) for kind in DAILY_KINDS)
-    stats = client.indices.stats(
-        index=pattern, metric="store", expand_wildcards="all", allow_no_indices=True
-    )
+    stats = client.indices.stats(index=pattern, metric="store", expand_wildcards="all")
     return {
         index: int(body["total"]["store"]["size_in_bytes"])
         for index, body in stats.body.get("indices", {}).items()
