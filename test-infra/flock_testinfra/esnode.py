@@ -104,7 +104,7 @@ def free_port() -> int:
 def write_config(workdir: Path, home: Path, port: int, heap: str) -> Path:
     conf = workdir / "config"
     (conf / "jvm.options.d").mkdir(parents=True, exist_ok=True)
-    for d in ("data", "logs"):
+    for d in ("data", "logs", "snapshots"):
         (workdir / d).mkdir(exist_ok=True)
     shutil.copy(home / "config" / "jvm.options", conf / "jvm.options")
     shutil.copy(home / "config" / "log4j2.properties", conf / "log4j2.properties")
@@ -114,6 +114,8 @@ def write_config(workdir: Path, home: Path, port: int, heap: str) -> Path:
         "node.name": "flock-test-node",
         "path.data": str(workdir / "data"),
         "path.logs": str(workdir / "logs"),
+        # shared-filesystem snapshot repositories may live below it (backup tests)
+        "path.repo": str(workdir / "snapshots"),
         "network.host": "127.0.0.1",
         "http.port": port,
         "transport.port": free_port(),

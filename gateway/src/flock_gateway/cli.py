@@ -21,8 +21,21 @@ from .config import Config, ConfigError, load_config
 from .errors import HttpError
 from .indices import IndexNames
 from .osquery_flags import flags_file
-from .storage.client import NOT_SET_UP, make_client, probe
-from .storage.errors import StorageError, StorageRejected, StorageThrottled, StorageUnavailable
+from .storage.client import (
+    NOT_SET_UP,
+    READ_ONLY,
+    disk_full_message,
+    make_client,
+    probe,
+    read_only_indices,
+)
+from .storage.errors import (
+    StorageError,
+    StorageFull,
+    StorageRejected,
+    StorageThrottled,
+    StorageUnavailable,
+)
 from .storage.registry import Registry, UnknownAgent
 from .storage.retention import prune
 from .storage.templates import missing_templates, setup_storage
@@ -41,6 +54,7 @@ FAILURES: tuple[tuple[type[Exception], str, str], ...] = (
     (HttpError, "invalid_argument", ""),
     (UnknownAgent, "unknown_agent", "no such agent: "),
     (CannotStart, "cannot_start", "cannot start: "),
+    (StorageFull, "storage_full", "Elasticsearch is out of disk space: "),
     (StorageThrottled, "storage_throttled", "Elasticsearch error: "),
     (StorageUnavailable, "storage_unavailable", "Elasticsearch error: "),
     (StorageRejected, "storage_rejected", "Elasticsearch error: "),
@@ -75,6 +89,9 @@ def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
     names = IndexNames(cfg.index_prefix)
     result = probe(client, cfg, names.agents)
     report: dict[str, Any] = {"ok": result.ok, "reason": result.reason, "message": result.message}
+    blocked = read_only_indices(client, names) if result.ok else None
+    if blocked:
+        report.update(ok=False, reason=READ_ONLY, message=disk_full_message(blocked))
     if result.ok and args.templates:
         try:
             missing = missing_templates(client, names)
@@ -155,7 +172,12 @@ def cmd_prune(cfg: Config, args: argparse.Namespace) -> int:
     days = args.days if args.days is not None else cfg.retention_days
     if days < 1:
         raise CliError("--days must be >= 1")
-    _out(prune(make_client(cfg), IndexNames(cfg.index_prefix), days, dry_run=args.dry_run))
+    max_bytes = args.max_bytes if args.max_bytes is not None else cfg.retention_max_bytes
+    if max_bytes < 0:
+        raise CliError("--max-bytes must be >= 0")
+    client = make_client(cfg)
+    names = IndexNames(cfg.index_prefix)
+    _out(prune(client, names, days, dry_run=args.dry_run, max_bytes=max_bytes))
     return 0
 
 
@@ -226,8 +248,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("username")
     p.set_defaults(func=cmd_agents_allow_reenroll)
 
-    p = sub.add_parser("prune", help="delete daily indices older than the retention period")
+    p = sub.add_parser(
+        "prune",
+        help="delete daily indices older than the retention period, then the oldest ones "
+        "over the disk budget",
+    )
     p.add_argument("--days", type=int, help="override retention_days")
+    p.add_argument(
+        "--max-bytes",
+        type=int,
+        help="override retention_max_bytes: then delete the oldest indices (never the "
+        "current one) until the daily indices take at most this many bytes; 0: no budget",
+    )
     p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     p.set_defaults(func=cmd_prune)
 

@@ -43,6 +43,8 @@ class Config:
     es_max_retries: int = 2
     index_prefix: str = "flock"
     retention_days: int = 90
+    # disk budget of the daily indices (bytes, replicas included); 0: none
+    retention_max_bytes: int = 0
     # shared bulks: rows of concurrent requests are sent to Elasticsearch together
     bulk_max_rows: int = 2000
     bulk_max_bytes: int = 8 * MIB
@@ -104,6 +106,8 @@ class Config:
             raise ConfigError("index_prefix: lowercase letters, digits, '-' and '_' only")
         if self.retention_days < 1:
             raise ConfigError("retention_days must be >= 1")
+        if self.retention_max_bytes < 0:
+            raise ConfigError("retention_max_bytes must be >= 0 (0: no disk budget)")
         if self.bulk_max_rows < 1 or self.bulk_max_bytes < 1024 or self.bulk_concurrency < 1:
             raise ConfigError(
                 "bulk_max_rows and bulk_concurrency must be >= 1, bulk_max_bytes >= 1024"
@@ -208,6 +212,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("es_max_retries", "elasticsearch", "max_retries", int),
     _Setting("index_prefix", "storage", "index_prefix", _parse_str),
     _Setting("retention_days", "storage", "retention_days", int),
+    _Setting("retention_max_bytes", "storage", "retention_max_bytes", int),
     _Setting("index_granularity", "storage", "index_granularity", _parse_str),
     _Setting("data_nodes", "storage", "data_nodes", int),
     _Setting("max_shards_per_node", "storage", "max_shards_per_node", int),

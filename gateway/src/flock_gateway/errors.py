@@ -21,7 +21,13 @@ from gunicorn import util
 from werkzeug.exceptions import HTTPException
 
 from .logging import get_logger
-from .storage.errors import StorageError, StorageRejected, StorageThrottled, StorageUnavailable
+from .storage.errors import (
+    StorageError,
+    StorageFull,
+    StorageRejected,
+    StorageThrottled,
+    StorageUnavailable,
+)
 
 log = get_logger("api")
 
@@ -60,11 +66,33 @@ class ServiceUnavailable(HttpError):
 # What a storage failure means to a client: 429 slows it down, 503 makes it keep the data
 # and retry; the detail (what Elasticsearch said) goes to the log, never to the client.
 STORAGE_ANSWERS: dict[type[StorageError], tuple[int, str]] = {
+    StorageFull: (
+        503,
+        "Storage is out of disk space and refuses writes until an administrator frees "
+        "space; nothing was stored, try again later",
+    ),
     StorageThrottled: (429, "Storage is busy, slow down and try again later"),
     StorageUnavailable: (503, "Storage is unavailable, try again later"),
     StorageRejected: (503, "Storage refused the request, try again later"),
     StorageError: (503, "Storage failed, try again later"),
 }
+
+
+# Why storage failed, as the /metrics label of flock_storage_errors_total.
+STORAGE_REASONS: dict[type[StorageError], str] = {
+    StorageFull: "disk_full",
+    StorageThrottled: "throttled",
+    StorageUnavailable: "unavailable",
+    StorageRejected: "rejected",
+    StorageError: "failed",
+}
+# Seconds a client waits before it resends: a full disk is freed by a person, not in 10 s.
+RETRY_AFTER = 10
+RETRY_AFTER_FULL = 60
+
+
+def storage_reason(exc: StorageError) -> str:
+    return next(STORAGE_REASONS[c] for c in type(exc).__mro__ if c in STORAGE_REASONS)
 
 
 def storage_answer(exc: StorageError) -> tuple[int, str]:
@@ -74,13 +102,15 @@ def storage_answer(exc: StorageError) -> tuple[int, str]:
     return STORAGE_ANSWERS[StorageError]  # pragma: no cover - StorageError is in every mro
 
 
-def error_response(message: str, status: int, **extra: Any) -> Response:
+def error_response(
+    message: str, status: int, retry_after: int = RETRY_AFTER, **extra: Any
+) -> Response:
     resp = jsonify({"error": True, "error_msg": message, **extra})
     resp.status_code = status
     if status == 401:
         resp.headers["WWW-Authenticate"] = 'Basic realm="flock"'
     if status in (429, 503):
-        resp.headers["Retry-After"] = "10"
+        resp.headers["Retry-After"] = str(retry_after)
     return resp
 
 
@@ -92,8 +122,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(StorageError)
     def _storage_error(exc: StorageError) -> Response:
         log.warning("storage failed", extra={"error_type": type(exc).__name__, "detail": str(exc)})
+        svc = app.extensions.get("flock")
+        if svc is not None:
+            svc.metrics.inc("flock_storage_errors_total", reason=storage_reason(exc))
         status, message = storage_answer(exc)
-        return error_response(message, status)
+        retry_after = RETRY_AFTER_FULL if isinstance(exc, StorageFull) else RETRY_AFTER
+        return error_response(message, status, retry_after=retry_after)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -17,8 +17,12 @@ _HELP = {
     "flock_rows_expired_total": "Rows older than the retention period, not stored.",
     "flock_enroll_total": "osquery enrollment attempts, by result.",
     "flock_node_invalid_total": "osquery requests answered node_invalid, by endpoint.",
+    "flock_storage_errors_total": "Requests answered 429/503 because storage failed, by reason "
+    "(disk_full: Elasticsearch's disk is past its flood-stage watermark).",
     "flock_bulks_total": "Bulk requests to Elasticsearch (concurrent requests' rows share them).",
     "flock_bulk_rows_total": "Rows sent in those bulk requests.",
+    "flock_storage_read_only_indices": "The gateway's indices Elasticsearch has made read-only "
+    "(disk past its flood-stage watermark); 0 when writes are accepted.",
 }
 
 
@@ -38,19 +42,24 @@ class Metrics:
         with self._lock:
             return self._counts[(name, tuple(sorted(labels.items())))]
 
-    def render(self, more: Mapping[str, int] | None = None) -> str:
-        """The counters, and ``more`` (counters kept elsewhere, by name) after them."""
+    def render(
+        self, more: Mapping[str, int] | None = None, gauges: Mapping[str, int] | None = None
+    ) -> str:
+        """The counters, ``more`` (counters kept elsewhere, by name) after them, then
+        ``gauges`` (values read now, by name)."""
         pid = str(os.getpid())
         with self._lock:
             items = sorted(self._counts.items())
         items += [((name, ()), value) for name, value in (more or {}).items()]
+        items += [((name, ()), value) for name, value in (gauges or {}).items()]
         lines: list[str] = []
         seen: set[str] = set()
         for (name, labels), value in items:
             if name not in seen:
                 seen.add(name)
+                kind = "gauge" if name in (gauges or {}) else "counter"
                 lines.append(f"# HELP {name} {_HELP.get(name, name)}")
-                lines.append(f"# TYPE {name} counter")
+                lines.append(f"# TYPE {name} {kind}")
             label_text = ",".join(f'{k}="{v}"' for k, v in (*labels, ("pid", pid)))
             lines.append(f"{name}{{{label_text}}} {value}")
         return "\n".join(lines) + "\n"

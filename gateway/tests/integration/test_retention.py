@@ -73,3 +73,62 @@ def test_rows_older_than_retention_are_not_stored(client, es, prefix):
     from .helpers import stored
 
     assert len(stored(es, prefix)) == 1
+
+
+def test_disk_budget_deletes_the_oldest_until_under_it_never_the_current(
+    es, prefix, env, capsys, monkeypatch
+):
+    """Beside the age: with a disk budget, the oldest indices go (oldest day first, any
+    kind) until the rest fit; today's and later indices are never deleted, even when they
+    alone are over the budget."""
+    days = {5: 200, 4: 200, 3: 200, 2: 200, 0: 200, -1: 50}  # days ago -> documents
+    indices = {}
+    for ago, docs in days.items():
+        kind = "status" if ago == 3 else "results"
+        index = f"{prefix}-{kind}-{_day(ago)}"
+        es.bulk(
+            operations=[
+                line
+                for i in range(docs)
+                for line in ({"create": {"_index": index}}, {"n": i, "pad": "x" * 200})
+            ],
+            refresh=True,
+        )
+        indices[ago] = index
+    es.indices.flush(index=",".join(indices.values()))
+    sizes = {
+        name: body["total"]["store"]["size_in_bytes"]
+        for name, body in es.indices.stats(index=",".join(indices.values()), metric="store")[
+            "indices"
+        ].items()
+    }
+    total = sum(sizes.values())
+    # A budget that the three oldest must go for, not the fourth.
+    budget = total - sizes[indices[5]] - sizes[indices[4]] - sizes[indices[3]] + 1
+
+    assert main(["prune", "--max-bytes", str(budget), "--dry-run"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["deleted"] == []
+    assert report["deleted_for_budget"] == [indices[5], indices[4], indices[3]]
+    assert report["changed"] is False
+
+    monkeypatch.setenv("FLOCK_RETENTION_MAX_BYTES", str(budget))
+    assert main(["prune"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["deleted_for_budget"] == [indices[5], indices[4], indices[3]]
+    assert report["bytes"] <= budget
+    for ago in (5, 4, 3):
+        assert not es.indices.exists(index=indices[ago])
+    for ago in (2, 0, -1):
+        assert es.indices.exists(index=indices[ago])
+
+    # A budget nothing fits under: every past index goes, today's and tomorrow's stay.
+    assert main(["prune", "--max-bytes", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["deleted_for_budget"] == [indices[2]]
+    assert es.indices.exists(index=indices[0])
+    assert es.indices.exists(index=indices[-1])
+    assert report["bytes"] > 1
+
+    assert main(["prune", "--max-bytes", "-1"]) == 1
+    assert "--max-bytes" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from flock_gateway.app import create_app
 from flock_gateway.config import Config
 from flock_gateway.storage.errors import (
     StorageError,
+    StorageFull,
     StorageRejected,
     StorageThrottled,
     StorageUnavailable,
@@ -22,7 +23,14 @@ from flock_gateway.storage.errors import (
 DETAIL = "ApiError(403, 'security_exception', 'user [flock_gateway] lacks privilege')"
 
 
-def api_error(status: int) -> ApiError:
+FLOOD_STAGE = {
+    "type": "cluster_block_exception",
+    "reason": "index [flock-agents] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded "
+    "flood-stage watermark, index has read-only-allow-delete block; for more information, ...]",
+}
+
+
+def api_error(status: int, error: dict | None = None) -> ApiError:
     meta = ApiResponseMeta(
         status=status,
         http_version="1.1",
@@ -30,7 +38,7 @@ def api_error(status: int) -> ApiError:
         duration=0.0,
         node=NodeConfig("http", "127.0.0.1", 9200),
     )
-    return ApiError(f"status {status}", meta, {"error": {"type": "x"}})
+    return ApiError(f"status {status}", meta, {"error": error or {"type": "x"}})
 
 
 @pytest.mark.parametrize(
@@ -38,6 +46,11 @@ def api_error(status: int) -> ApiError:
     [
         (ConnectionError("refused"), StorageUnavailable),
         (api_error(429), StorageThrottled),
+        (api_error(429, FLOOD_STAGE), StorageFull),
+        (
+            api_error(403, {"type": "cluster_block_exception", "reason": "index closed"}),
+            StorageRejected,
+        ),
         (api_error(403), StorageRejected),
         (api_error(400), StorageRejected),
         (api_error(500), StorageUnavailable),
@@ -76,3 +89,18 @@ def test_api_answers_storage_errors(exc, status, message):
     assert json.loads(res.data) == {"error": True, "error_msg": message}
     assert res.headers["Retry-After"] == "10"
     assert DETAIL not in res.text  # what Elasticsearch said goes to the log only
+
+
+def test_a_full_disk_is_answered_503_with_a_longer_retry_after():
+    app = create_app(Config(es_hosts=("http://127.0.0.1:1",), startup_check=False))
+
+    @app.get("/fail")
+    def fail():
+        raise StorageFull(DETAIL)
+
+    res = app.test_client().get("/fail")
+    assert res.status_code == 503
+    assert "out of disk space" in json.loads(res.data)["error_msg"]
+    assert res.headers["Retry-After"] == "60"
+    metrics = app.test_client().get("/metrics").text
+    assert 'flock_storage_errors_total{reason="disk_full",pid=' in metrics

@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
+import subprocess
+import sys
 import time
 import tomllib
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -497,3 +501,132 @@ def test_kibana_role_api_got_the_viewers_feature_privileges(laptop):
     status, writes = _curl(laptop, f"{KIBANA_URL}/__standin__/roles")
     assert status == 200, writes
     assert writes["role_writes"] == 1
+
+
+# --- backups: the snapshot timer and playbooks/restore.yml
+
+RESTORE = Path(__file__).resolve().parents[3] / "playbooks" / "restore.yml"
+PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+# The job's settings are the unit's root-only EnvironmentFile; an operator sources it.
+SNAPSHOT = "set -a; . /etc/flock/snapshot.env; set +a; /usr/local/sbin/flock-snapshot"
+
+
+def _rows(username: str, n: int) -> list[dict]:
+    unix_time = int(time.time()) - 120
+    return [
+        {
+            "name": "os_version",
+            "hostIdentifier": username,
+            "calendarTime": time.strftime("%a %b %d %H:%M:%S %Y UTC", time.gmtime(unix_time)),
+            "unixTime": unix_time,
+            "epoch": 0,
+            "counter": i,
+            "numerics": False,
+            "columns": {"name": "Debian GNU/Linux", "version": "12", "build": f"backup-{i}"},
+            "action": "added",
+        }
+        for i in range(n)
+    ]
+
+
+def _submit(laptop, username: str, token: str, rows: list[dict]) -> int:
+    status, _ = _curl(
+        laptop,
+        "-u",
+        f"{username}:{token}",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        json.dumps(rows),
+        f"{GATEWAY_URL}/submit",
+    )
+    return status
+
+
+def _counts(es, prefix: str) -> dict[str, int]:
+    pattern = f"{prefix}-results-*,{prefix}-agent-logs-*,{prefix}-status-*"
+    status, body = _es(es, "POST", f"/{pattern}/_refresh?allow_no_indices=true")
+    assert status == 200, body
+    status, rows = _es(es, "GET", f"/_cat/indices/{pattern}?format=json&h=index,docs.count")
+    assert status == 200, rows
+    return {row["index"]: int(row["docs.count"]) for row in rows}
+
+
+def _restore(*extra: str) -> tuple[int, str]:
+    proc = subprocess.run(
+        [PLAYBOOK, "-i", os.path.dirname(INVENTORY), str(RESTORE), *extra],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    recap = re.findall(r"changed=(\d+)", proc.stdout)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return sum(int(n) for n in recap), proc.stdout
+
+
+def _snapshots(es) -> list[str]:
+    listed = json.loads(es.check_output(f"{SNAPSHOT} list"))
+    return [s["snapshot"] for s in listed["snapshots"]]
+
+
+def test_snapshot_loss_restore_and_expiry(es, laptop, prefix):
+    """Backups: rows stored, the timer's snapshot, a laptop revoked afterwards, every result
+    index lost; playbooks/restore.yml (as an operator runs it) brings back the same per-index
+    counts, the viewer finds the rows, the revoked laptop stays refused, a second restore
+    changes nothing, and the timer's command deletes snapshots older than the retention."""
+    kept, kept_token = _register(laptop, "Backed-up laptop")
+    revoked, revoked_token = _register(laptop, "Revoked after the snapshot")
+    assert _submit(laptop, kept, kept_token, _rows(kept, 4)) == 200
+    assert _submit(laptop, revoked, revoked_token, _rows(revoked, 2)) == 200
+    before = _counts(es, prefix)
+    assert before and sum(before.values()) >= 6, before
+
+    # The unit the timer starts; it runs with the snapshot user, which may not read rows.
+    assert es.service("flock-snapshot.timer").is_enabled
+    es.check_output("systemctl start flock-snapshot.service")
+    taken = _snapshots(es)
+    assert len(taken) >= 1, taken
+    status, body = _es(es, "GET", f"/{prefix}-results-*/_search", "flock_snapshots")
+    assert status == 403 or body["hits"]["total"]["value"] == 0, body
+
+    # After the snapshot: one laptop revoked, then every result index lost.
+    gw = _host(GATEWAY)
+    result = gw.run(f"{GATEWAY_CLI} agents revoke %s", revoked)
+    assert result.rc == 0, result.stderr
+    status, body = _es(es, "DELETE", "/" + ",".join(before))
+    assert status == 200, body
+    assert _counts(es, prefix) == {}
+
+    changed, out = _restore()
+    assert changed >= 1, out
+    assert _counts(es, prefix) == before
+
+    status, body = _es(
+        es,
+        "POST",
+        f"/{prefix}-results-*/_search",
+        "flock_viewer",
+        body={"query": {"term": {"flock.username": kept}}, "size": 0},
+    )
+    assert status == 200 and body["hits"]["total"]["value"] == 4, body
+
+    # The registry was not rolled back: the revoked laptop stays refused (within the
+    # gateway's credential cache time), the other one still submits.
+    deadline = time.monotonic() + 30
+    while _submit(laptop, revoked, revoked_token, _rows(revoked, 1)) != 401:
+        assert time.monotonic() < deadline, "a laptop revoked after the snapshot works again"
+        time.sleep(2)
+    assert _submit(laptop, kept, kept_token, _rows(kept, 5)) == 200
+
+    # Nothing is missing any more: a second restore changes nothing.
+    changed, out = _restore()
+    assert changed == 0, out
+
+    # The timer's command deletes snapshots older than the retention (an operator previews
+    # the ages from a later day with --now).
+    settings = es.check_output("cat /etc/flock/snapshot.env")
+    keep_days = int(re.search(r'FLOCK_SNAPSHOT_KEEP_DAYS="(\d+)"', settings)[1])
+    later = (datetime.now(tz=UTC) + timedelta(days=keep_days + 1)).isoformat()
+    expired = json.loads(es.check_output(f"{SNAPSHOT} expire --now {later}"))
+    assert sorted(expired["deleted"]) == sorted(taken), expired
+    assert _snapshots(es) == []

@@ -16,6 +16,7 @@ from elasticsearch import (
 from elasticsearch.serializer import OrjsonSerializer
 
 from ..config import Config
+from ..indices import DAILY_KINDS, IndexNames
 
 
 class RawJsonAnswers(OrjsonSerializer):
@@ -55,6 +56,7 @@ CREDENTIALS_REJECTED = "credentials_rejected"
 ACCESS_DENIED = "access_denied"
 STORAGE_ERROR = "storage_error"
 UNREACHABLE = "storage_unreachable"
+READ_ONLY = "storage_read_only"
 
 
 @dataclass(frozen=True)
@@ -109,3 +111,38 @@ def probe(client: Elasticsearch, config: Config, agents_index: str) -> ProbeResu
             UNREACHABLE,
         )
     return ProbeResult(True, f"Elasticsearch at {hosts} is reachable", READY)
+
+
+def read_only_indices(client: Elasticsearch, names: IndexNames) -> list[str] | None:
+    """The gateway's indices Elasticsearch has made read-only because a node's disk is past
+    its flood-stage watermark (``index.blocks.read_only_allow_delete``); None when these
+    credentials may not read index settings (privilege ``view_index_metadata``) or
+    Elasticsearch does not answer. The block goes by itself once disk usage is below the
+    high watermark again."""
+    pattern = ",".join([names.agents, *(names.daily_pattern(k) for k in DAILY_KINDS)])
+    try:
+        found = client.indices.get_settings(
+            index=pattern,
+            name="index.blocks.read_only_allow_delete",
+            flat_settings=True,
+            ignore_unavailable=True,
+            allow_no_indices=True,
+            expand_wildcards="open",
+        )
+    except (ApiError, TransportError):
+        return None
+    return sorted(
+        index
+        for index, body in found.body.items()
+        if str(body.get("settings", {}).get("index.blocks.read_only_allow_delete")).lower()
+        == "true"
+    )
+
+
+def disk_full_message(blocked: list[str]) -> str:
+    return (
+        f"Elasticsearch refuses writes: a node's disk is past its flood-stage watermark and "
+        f"{len(blocked)} of the gateway's indices are read-only ({', '.join(blocked[:5])}"
+        f"{', ...' if len(blocked) > 5 else ''}); free disk space (Elasticsearch lifts the "
+        "block itself once usage is below the high watermark)"
+    )

@@ -29,6 +29,28 @@ class StorageThrottled(StorageError):
     """Elasticsearch is overloaded (429): the same request may succeed after a pause."""
 
 
+class StorageFull(StorageUnavailable):
+    """Elasticsearch refuses writes because a node's disk is past its flood-stage watermark
+    (the indices carry ``index.blocks.read_only_allow_delete``). Elasticsearch lifts the
+    block by itself once disk usage falls below the high watermark: the same request
+    succeeds then."""
+
+
+# What Elasticsearch answers for a write to an index blocked by the disk watermark:
+# error type cluster_block_exception, reason "index [...] blocked by:
+# [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has
+# read-only-allow-delete block]".
+def is_disk_block(error: object) -> bool:
+    """Whether an Elasticsearch error object (``{"type": ..., "reason": ...}``, or a whole
+    answer holding one under ``error``) is the disk watermark's write block."""
+    if isinstance(error, dict) and isinstance(error.get("error"), dict):
+        error = error["error"]
+    if not isinstance(error, dict) or error.get("type") != "cluster_block_exception":
+        return False
+    reason = str(error.get("reason", ""))
+    return "read-only-allow-delete" in reason or "flood-stage" in reason
+
+
 class StorageRejected(StorageError):
     """Elasticsearch refused the request (a 4xx other than 429): the gateway's credentials,
     privileges or indices are not what it needs."""
@@ -40,6 +62,8 @@ def storage_error(exc: ApiError | TransportError) -> StorageError:
     if isinstance(exc, TransportError):
         return StorageUnavailable(detail)
     status = exc.meta.status
+    if is_disk_block(exc.body):
+        return StorageFull(detail)
     if status == 429:
         return StorageThrottled(detail)
     if 400 <= status < 500:

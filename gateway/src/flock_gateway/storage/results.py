@@ -31,7 +31,14 @@ from ..logging import get_logger
 from . import ndjson
 from .batcher import BulkBatcher
 from .bulk_http import BulkSender
-from .errors import StorageError, StorageThrottled, StorageUnavailable, storage_error
+from .errors import (
+    StorageError,
+    StorageFull,
+    StorageThrottled,
+    StorageUnavailable,
+    is_disk_block,
+    storage_error,
+)
 
 log = get_logger("storage")
 
@@ -152,6 +159,7 @@ class BulkWriter:
             raise StorageUnavailable(f"bulk answered {len(items)} items for {count} documents")
         refused: list[tuple[int, str]] = []
         retry_statuses: set[int] = set()
+        disk_blocked = 0
         for position, item in enumerate(items):
             status = item.get("status", 500)
             if status in (200, 201):
@@ -161,6 +169,7 @@ class BulkWriter:
             elif status >= 500 or status in _RETRYABLE_ITEM_STATUSES:
                 retry_statuses.add(status)
                 result.errors.append(_error_type(item))
+                disk_blocked += is_disk_block(item.get("error"))
             else:
                 refused.append((position, _reason(item)))
         if retry_statuses:
@@ -169,6 +178,8 @@ class BulkWriter:
                 extra={"failed": len(result.errors), "error_types": sorted(set(result.errors))},
             )
             failed = f"{len(result.errors)} of {count} documents failed: {sorted(retry_statuses)}"
+            if disk_blocked:
+                raise StorageFull(f"{failed}; {disk_blocked} in indices the disk watermark blocks")
             if retry_statuses == {429}:
                 raise StorageThrottled(failed)
             raise StorageUnavailable(failed)

@@ -5,6 +5,11 @@ ILM and data-stream lifecycles are x-pack features the open node lacks, so the g
 ISO week / month containing D, see ``index_granularity``) holds rows stamped on day D
 (UTC), and is deleted once its last day is more than ``retention_days`` days before
 today. Indices of every granularity are recognised, so changing it loses nothing.
+
+Beside the age, an optional disk budget (``retention_max_bytes``): while the daily
+indices together (replicas included) take more than that, the oldest go first, oldest
+day first; an index whose period includes today (or a later day) is never deleted, since
+rows are being written to it.
 """
 
 from __future__ import annotations
@@ -52,6 +57,38 @@ def expired_indices(
     return sorted(out)
 
 
+def over_budget(sizes: dict[str, int], names: IndexNames, max_bytes: int, today: date) -> list[str]:
+    """The oldest indices to delete so that the rest take at most ``max_bytes``; never an
+    index whose last day is today or later. Indices not named as the gateway names them
+    count towards the total but are never chosen."""
+    dated = []
+    for index in sizes:
+        for kind in DAILY_KINDS:
+            day = index_day(index, names.prefix, kind)
+            if day is not None:
+                dated.append((day, index))
+                break
+    total = sum(sizes.values())
+    doomed = []
+    for day, index in sorted(dated):
+        if total <= max_bytes or day >= today:
+            break
+        doomed.append(index)
+        total -= sizes[index]
+    return doomed
+
+
+@translate_errors
+def daily_index_sizes(client: Elasticsearch, names: IndexNames) -> dict[str, int]:
+    """Bytes on disk of each daily index, replicas included (index privilege monitor)."""
+    pattern = ",".join(names.daily_pattern(kind) for kind in DAILY_KINDS)
+    stats = client.indices.stats(index=pattern, metric="store", expand_wildcards="all")
+    return {
+        index: int(body["total"]["store"]["size_in_bytes"])
+        for index, body in stats.body.get("indices", {}).items()
+    }
+
+
 @translate_errors
 def list_daily_indices(client: Elasticsearch, names: IndexNames) -> list[str]:
     pattern = ",".join(names.daily_pattern(kind) for kind in DAILY_KINDS)
@@ -68,18 +105,38 @@ def prune(
     client: Elasticsearch,
     names: IndexNames,
     retention_days: int,
+    *,
     today: date | None = None,
     dry_run: bool = False,
+    max_bytes: int = 0,
 ) -> dict[str, Any]:
     today = today or datetime.now(tz=UTC).date()
     doomed = expired_indices(list_daily_indices(client, names), names, retention_days, today)
-    if doomed and not dry_run:
-        for start in range(0, len(doomed), 50):
-            client.indices.delete(index=",".join(doomed[start : start + 50]))
-    return {
+    _delete(client, doomed, dry_run)
+    report: dict[str, Any] = {
         "retention_days": retention_days,
         "cutoff": (today - timedelta(days=retention_days)).isoformat(),
         "deleted": doomed,
-        "dry_run": dry_run,
-        "changed": bool(doomed) and not dry_run,
     }
+    if max_bytes:
+        sizes = {
+            index: size
+            for index, size in daily_index_sizes(client, names).items()
+            if index not in doomed
+        }
+        over = over_budget(sizes, names, max_bytes, today)
+        _delete(client, over, dry_run)
+        report.update(
+            max_bytes=max_bytes,
+            bytes=sum(size for index, size in sizes.items() if index not in over),
+            deleted_for_budget=over,
+        )
+        doomed = doomed + over
+    report.update(dry_run=dry_run, changed=bool(doomed) and not dry_run)
+    return report
+
+
+def _delete(client: Elasticsearch, indices: list[str], dry_run: bool) -> None:
+    if indices and not dry_run:
+        for start in range(0, len(indices), 50):
+            client.indices.delete(index=",".join(indices[start : start + 50]))
