@@ -34,30 +34,42 @@ def budget(body_size: int) -> Budget:
 
 class Body:
     """A request body; a compressed one is inflated on demand, a step at a time, so a
-    caller can look at its start or end before paying for all of it."""
+    caller can look at its start or end before paying for all of it. What :meth:`head`
+    inflated is kept, and :meth:`whole` goes on from there."""
 
     def __init__(self, raw: bytes, encoding: str, max_out: int) -> None:
         self.raw = raw
         self._encoding = encoding
         self._max_out = max_out
         self._whole: bytes | None = raw if encoding == "" else None
+        self._parts: list[bytes] = []
+        self._rest: Iterator[bytes] = iter(()) if encoding == "" else self._inflate()
 
     @property
     def compressed(self) -> bool:
         return self._whole is None
 
+    def _inflate(self) -> Iterator[bytes]:
+        return inflated(self.raw, self._encoding, self._max_out)
+
     def head(self, size: int) -> bytes:
         """The first ``size`` bytes (all of it when shorter), inflating no further."""
         if self._whole is not None:
             return self._whole[:size]
-        parts: list[bytes] = []
-        got = 0
-        for chunk in inflated(self.raw, self._encoding, self._max_out):
-            parts.append(chunk)
-            got += len(chunk)
-            if got >= size:
-                break
-        return b"".join(parts)[:size]
+        got = sum(map(len, self._parts))
+        try:
+            while got < size:
+                chunk = next(self._rest, None)
+                if chunk is None:
+                    break
+                self._parts.append(chunk)
+                got += len(chunk)
+        except Exception:
+            # a refused body stays refused: whole() must not return the part before it
+            self._rest = self._inflate()
+            self._parts = []
+            raise
+        return b"".join(self._parts)[:size]
 
     def tail(self, size: int) -> bytes:
         """The last ``size`` bytes; a compressed body is inflated to its end (every limit
@@ -65,13 +77,14 @@ class Body:
         if self._whole is not None:
             return self._whole[-size:]
         kept = b""
-        for chunk in inflated(self.raw, self._encoding, self._max_out):
+        for chunk in self._inflate():
             kept = (kept + chunk)[-size:]
         return kept
 
     def whole(self) -> bytes:
         if self._whole is None:
-            self._whole = b"".join(inflated(self.raw, self._encoding, self._max_out))
+            self._whole = b"".join([*self._parts, *self._rest])
+            self._parts = []
         return self._whole
 
 
