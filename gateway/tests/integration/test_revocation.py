@@ -21,10 +21,16 @@ class Clock:
         return self.now
 
 
-def test_revocation_takes_effect_within_ttl(app, client, env, capsys):
+@pytest.fixture
+def clock(app) -> Clock:
+    """The app's auth cache on a clock the test moves."""
+    frozen = Clock()
+    app.extensions[EXTENSION_KEY].authenticator.cache._clock = frozen
+    return frozen
+
+
+def test_revocation_takes_effect_within_ttl(app, client, env, capsys, clock):
     svc = app.extensions[EXTENSION_KEY]
-    clock = Clock()
-    svc.authenticator.cache._clock = clock
     lookups = []
     real_lookup = svc.authenticator._lookup
 
@@ -99,14 +105,12 @@ class PausedLookup:
 
 
 @pytest.mark.parametrize("where", ["before", "after"])
-def test_a_lookup_in_flight_across_a_revocation_is_never_trusted(app, env, capsys, where):
+def test_a_lookup_in_flight_across_a_revocation_is_never_trusted(app, env, capsys, clock, where):
     """A request reads the generation, then the record (``where`` it pauses); meanwhile
     the agent is revoked and another request takes in the new generation. The paused read
     may be answered (it began before the revocation) but is never trusted afterwards."""
     svc = app.extensions[EXTENSION_KEY]
     ttl = svc.config.auth_cache_ttl
-    clock = Clock()
-    svc.authenticator.cache._clock = clock
     client = app.test_client()
     token = register(client, "host-1")
     # the worker reads the generation now; host-1's record is not cached yet
@@ -166,12 +170,10 @@ def failing_generation_writes(monkeypatch) -> FailingGenerationWrites:
 
 
 def test_a_revocation_whose_bump_failed_is_completed_by_running_it_again(
-    app, env, capsys, failing_generation_writes
+    app, env, capsys, clock, failing_generation_writes
 ):
     svc = app.extensions[EXTENSION_KEY]
     ttl = svc.config.auth_cache_ttl
-    clock = Clock()
-    svc.authenticator.cache._clock = clock
     client = app.test_client()
     token = register(client, "host-1")
     assert client.get("/ping", headers=basic("host-1", token)).status_code == 200
