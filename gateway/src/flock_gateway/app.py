@@ -18,6 +18,7 @@ from .json_provider import OrjsonProvider
 from .logging import RequestLog, get_logger, setup_logging
 from .metrics import Metrics
 from .schedule import ScheduleError, load_schedule
+from .schema import SchemaError, load_twigs
 from .services import EXTENSION_KEY, Services
 from .storage.client import make_client, probe
 from .storage.readiness import Readiness
@@ -73,6 +74,10 @@ def create_app(config: Config | None = None) -> Flask:
         schedule = load_schedule(config.schedule_file)
     except (OSError, ScheduleError) as exc:
         raise CannotStart(f"cannot load the osquery schedule: {exc}") from None
+    try:
+        twigs = load_twigs()
+    except SchemaError as exc:
+        raise CannotStart(f"cannot load Flock agent's twigs: {exc}") from None
     client = make_client(config)
     names = IndexNames(config.index_prefix)
     # one attempt per probe: a probe's cost stays one request timeout at most
@@ -100,6 +105,7 @@ def create_app(config: Config | None = None) -> Flask:
             registry.get, AuthCache(config.auth_cache_ttl), registry.generation
         ),
         schedule=schedule,
+        twigs=twigs,
         metrics=Metrics(),
         readiness=readiness,
     )

@@ -12,6 +12,7 @@ from .config import Config
 from .indices import IndexNames
 from .metrics import Metrics
 from .schedule import Schedule
+from .schema import Twigs
 from .storage.readiness import Readiness
 from .storage.registry import Registry
 from .storage.results import BulkWriter
@@ -28,6 +29,7 @@ class Services:
     writer: BulkWriter
     authenticator: Authenticator
     schedule: Schedule
+    twigs: Twigs
     metrics: Metrics
     readiness: Readiness
 

@@ -240,37 +240,35 @@ def test_allow_list_refuses_unscheduled_queries(oclient, es, prefix):
         result_line("read_ssh_keys", columns={"key": "-----BEGIN OPENSSH PRIVATE KEY-----"}),
         snapshot_line("all_files", [{"path": "/Users/nick/secret.pdf"}]),
         result_line("pack_evil_" + scheduled),
+        result_line("reverse_shell"),  # a Flock agent twig: not osqueryd's to send
     ]
     res, out = post(oclient, "/osquery/log", {"node_key": key, "log_type": "result",
                                               "data": lines})  # fmt: skip
     assert res.status_code == 200
-    assert out["refused_count"] == 3
+    assert out["refused_count"] == 4
     assert out["stored_count"] == 1
     docs = stored(es, prefix)
     assert [d["_source"]["data"]["name"] for d in docs] == [scheduled]
     metrics = oclient.get("/metrics").data.decode()
     assert 'flock_rows_refused_total{api="osquery",reason="not_in_schedule",pid=' in metrics
     line = next(x for x in metrics.splitlines() if x.startswith("flock_rows_refused_total"))
-    assert line.endswith(" 3")
+    assert line.endswith(" 4")
 
 
 def test_strict_mode_on_the_flock_api(es_url, prefix, storage, es):
     cfg = Config(es_hosts=(es_url,), index_prefix=prefix, strict_allowlist=True)
     client = create_app(cfg).test_client()
     token = register(client, "host-1")
-    scheduled = sorted(SCHEDULE.names)[0]
-    res = submit(
-        client,
-        "host-1",
-        token,
-        [osquery_line("host-1", name=scheduled), osquery_line("host-1", name="x")],
-    )
+    # the Flock agent's allow-list is its twigs: reverse_shell is one, not in osqueryd's schedule
+    assert not SCHEDULE.allows("reverse_shell")
+    lines = [osquery_line("host-1", name=n) for n in ("reverse_shell", "x", "unknown")]
+    res = submit(client, "host-1", token, lines)
     assert res.status_code == 200
     body = json.loads(res.data)
-    assert body["processed_count"] == 2
-    assert body["refused_count"] == 1
+    assert body["processed_count"] == 3
+    assert body["refused_count"] == 2
     assert body["stored_count"] == 1
-    assert [h["_source"]["data"]["name"] for h in stored(es, prefix)] == [scheduled]
+    assert [h["_source"]["data"]["name"] for h in stored(es, prefix)] == ["reverse_shell"]
 
 
 def test_node_invalid_makes_osquery_reenroll(oclient, env, capsys):

@@ -107,7 +107,7 @@ def test_refused_rows_are_counted_for_their_own_request(config, storage, es, pre
     svc = app.extensions[EXTENSION_KEY]
     c1, c2 = app.test_client(), app.test_client()
     t1, t2 = register(c1, "host-a"), register(c2, "host-b")
-    allowed = "os_version"  # in the reviewed schedule
+    allowed = "os_version"  # a Flock agent twig
     a = [osquery_line("host-a", name=allowed, counter=i) for i in range(2)]
     a += [osquery_line("host-a", name="not_scheduled", counter=9)]
     b = [osquery_line("host-b", name=allowed, counter=i) for i in range(4)]

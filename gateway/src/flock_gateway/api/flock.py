@@ -156,7 +156,7 @@ def submit() -> Response:
     svc = services()
     agent = require_agent()
     body = read_body()
-    allows = svc.schedule.allows if svc.config.strict_allowlist else None
+    allows = svc.twigs.allows if svc.config.strict_allowlist else None
     batch = rows.submitted(body, _builder(svc, agent, len(body)), Sender(agent.username, allows))
     result = svc.writer.write_lines(batch.bulk, batch.documents)
     svc.metrics.inc("flock_rows_stored_total", result.stored, api="flock")

@@ -7,6 +7,11 @@ re-run reports "unchanged" and Ansible can tell when something changed.
 The fields the gateway itself writes into every daily index (``@timestamp`` and the
 ``flock`` object) are mapped once, in ``index_templates/mappings/gateway-fields.json``,
 and put into each daily kind's template as it is loaded.
+
+The columns of result rows (``data.columns``) and their decorations (``data.decorations``)
+are mapped in no template file: each template that holds them gets them as it is loaded,
+from the reviewed schema (:func:`..schema.column_mappings`), so the mapping cannot drift
+from what the clients' queries return.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
 from ..indices import DAILY_KINDS, IndexNames
+from ..schema import column_mappings, decoration_mappings
 from .errors import translate_errors
 
 _DAILY_TEMPLATES = {f"flock-{kind}" for kind in DAILY_KINDS}
@@ -49,6 +55,7 @@ def load_templates(names: IndexNames | None = None) -> list[Template]:
             continue
         body = json.loads(entry.read_text(encoding="utf-8"))
         name = entry.name[: -len(".json")]
+        _add_schema_fields(entry.name, body)
         if name in _DAILY_TEMPLATES:
             props = body["template"]["mappings"]["properties"]
             shared = json.loads(gateway_fields)
@@ -58,6 +65,19 @@ def load_templates(names: IndexNames | None = None) -> list[Template]:
         body["index_patterns"] = [names.prefixed(p) for p in body["index_patterns"]]
         out.append(Template(name=names.prefixed(name), body=body))
     return out
+
+
+def _add_schema_fields(file: str, body: dict[str, Any]) -> None:
+    data = body.get("template", {}).get("mappings", {}).get("properties", {}).get("data", {})
+    fields = data.get("properties", {})
+    for key, generated in (("columns", column_mappings), ("decorations", decoration_mappings)):
+        if key not in fields:
+            continue
+        if fields[key].get("properties"):
+            raise ValueError(
+                f"{file} maps data.{key} itself; they come from data/query_columns.json"
+            )
+        fields[key]["properties"] = generated()
 
 
 def _installed_hash(client: Elasticsearch, name: str) -> str | None:
