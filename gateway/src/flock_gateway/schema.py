@@ -119,7 +119,9 @@ def parse_query_columns(data: Any) -> QueryColumns:
             raise SchemaError(f"{where}: columns must be a non-empty object")
         for column, es_type in columns.items():
             if es_type not in ES_TYPES:
-                raise SchemaError(f"{where}.{column}: type {es_type!r} is not one of {list(ES_TYPES)}")
+                raise SchemaError(
+                    f"{where}.{column}: type {es_type!r} is not one of {list(ES_TYPES)}"
+                )
             if where == "decorations":
                 continue
             first = seen.setdefault(column, (es_type, where))

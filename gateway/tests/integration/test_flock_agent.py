@@ -100,7 +100,9 @@ def test_stored_mapping_follows_the_data_contract(client, es, prefix):
     token = json.loads(
         agent_request(client, "post", "/register", data={"username": UUID, "name": "N"}).data
     )["auth_token"]
-    line = osquery_line(UUID, numerics=True, columns={"pid": 42, "path": "/bin/x", "name": 7})
+    line = osquery_line(
+        UUID, numerics=True, columns={"pid": 42, "path": "/bin/x", "name": 7, "tty": 3}
+    )
     assert agent_request(client, "post", "/submit", token, [line]).status_code == 200
     (hit,) = stored(es, prefix)
     index = hit["_index"]
@@ -125,12 +127,13 @@ def test_stored_mapping_follows_the_data_contract(client, es, prefix):
     }
     for field, kind in expected.items():
         assert props[field]["type"] == kind, field
-    # the reviewed schedule's columns are keywords whatever JSON type osquery sent;
-    # others (pid) and decorations are kept in _source, not indexed
+    # the reviewed queries' columns have their schema type whatever JSON type osquery
+    # sent; columns no reviewed query returns (tty) are kept in _source, not indexed
     assert props["columns"]["properties"]["path"]["type"] == "keyword"
     assert props["columns"]["properties"]["name"]["type"] == "keyword"
-    assert "pid" not in props["columns"]["properties"]
-    assert hit["_source"]["data"]["columns"]["pid"] == 42
+    assert props["columns"]["properties"]["pid"]["type"] == "long"
+    assert "tty" not in props["columns"]["properties"]
+    assert hit["_source"]["data"]["columns"]["tty"] == 3
     assert es.count(index=index, query={"term": {"data.columns.name": "7"}})["count"] == 1
     flock = top["flock"]["properties"]
     for field in ("username", "name", "source"):

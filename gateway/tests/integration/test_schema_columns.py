@@ -43,7 +43,10 @@ def twig_rows(strict_client):
             for j, (column, es_type) in enumerate(columns.queries[name].items())
         }
     token = register(strict_client, UUID)
-    lines = [osquery_line(UUID, name=n, columns=c, counter=k) for k, (n, c) in enumerate(rows.items())]
+    lines = [
+        osquery_line(UUID, name=name, columns=columns, counter=k)
+        for k, (name, columns) in enumerate(rows.items())
+    ]
     res = submit(strict_client, UUID, token, lines)
     assert res.status_code == 200, res.data
     body = json.loads(res.data)
@@ -73,8 +76,8 @@ def test_every_twig_column_is_searchable(twig_rows, es, prefix):
             if types[column] == "keyword":
                 query["bool"]["filter"].append({"term": {field: value}})
             else:  # a number: found by a range around it, as a number, not as text
-                number = float(value)
-                query["bool"]["filter"].append({"range": {field: {"gt": number - 0.01, "lt": number + 0.01}}})
+                near = {"gt": float(value) - 0.01, "lt": float(value) + 0.01}
+                query["bool"]["filter"].append({"range": {field: near}})
             searches += [{"index": f"{prefix}-results-*"}, {"query": query, "size": 2}]
             wanted.append((name, column))
     answers = es.msearch(searches=searches)["responses"]
@@ -91,7 +94,8 @@ def test_a_reverse_shell_is_found_by_its_remote_address(strict_client, es, prefi
         "start_time": "1700000000", "remote_address": "203.0.113.66", "remote_port": "4444",
         "parent_cmdline": "python3 -c import pty; pty.spawn('/bin/bash')",
     }  # fmt: skip
-    quiet = dict(shell, pid="77", remote_address="198.51.100.1", remote_port="", name="sh")
+    quiet = dict(shell, pid="77", name="sh", remote_address="198.51.100.1", remote_port="",
+                 parent_cmdline="login -pf nick")  # fmt: skip
     lines = [
         osquery_line(UUID, name="reverse_shell", columns=shell),
         osquery_line(UUID, name="reverse_shell", columns=quiet, counter=1),

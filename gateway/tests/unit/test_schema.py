@@ -120,7 +120,7 @@ def test_the_template_files_do_not_type_columns_by_hand():
 def test_a_hand_typed_column_is_refused():
     body = {"template": {"mappings": {"properties": {"data": {"properties": {
         "columns": {"dynamic": False, "properties": {"pid": {"type": "keyword"}}}}}}}}}  # fmt: skip
-    with pytest.raises(ValueError, match="query_columns.json"):
+    with pytest.raises(ValueError, match=r"query_columns\.json"):
         _add_schema_fields("x.json", copy.deepcopy(body))
 
 
@@ -136,9 +136,12 @@ def test_one_type_per_column_name():
 def test_twigs_are_the_agents_allow_list():
     twigs = load_twigs()
     schedule = load_schedule()
-    assert twigs.allows("reverse_shell") and not schedule.allows("reverse_shell")
-    assert twigs.allows("kextstat") and twigs.allows("alf_services")
-    assert not twigs.allows("unknown") and not twigs.allows(None) and not twigs.allows(["sip"])
+    assert twigs.allows("reverse_shell")
+    assert not schedule.allows("reverse_shell")
+    assert twigs.allows("kextstat")
+    assert twigs.allows("alf_services")
+    for refused in ("unknown", None, ["sip"]):
+        assert not twigs.allows(refused)
     for twig in twigs.twigs.values():
         assert twig.platforms <= {"darwin", "linux"}, twig.name
 
