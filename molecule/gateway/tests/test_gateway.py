@@ -621,6 +621,12 @@ def test_storage_was_set_up_by_the_role(es, prefix):
     )
     names = {t["name"] for t in out["index_templates"]}
     assert f"{prefix}-results" in names
+    # the installed package generated the result columns from its reviewed schema
+    (results,) = [t for t in out["index_templates"] if t["name"] == f"{prefix}-results"]
+    data = results["index_template"]["template"]["mappings"]["properties"]["data"]
+    columns = data["properties"]["columns"]["properties"]
+    assert columns["remote_address"]["type"] == "keyword"
+    assert columns["remote_port"]["type"] == "long"
 
 
 def test_names_cannot_be_taken_over(gw, es, agent, enroll_secret):
