@@ -36,6 +36,9 @@ def strict_client(config, storage):
 def twig_rows(strict_client):
     """One line per twig carrying every column of the twig's query, stored."""
     columns = load_query_columns()
+    # every reviewed query is a twig (osqueryd's schedule is a subset), so the twigs'
+    # lines carry every column of either client
+    assert set(columns.queries) == load_twigs().names
     rows = {}
     for i, name in enumerate(sorted(load_twigs().names)):
         rows[name] = {
