@@ -26,7 +26,7 @@ from typing import Any
 
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
-from ..fields import CLIENT
+from ..fields import CLIENT, GATEWAY
 from ..indices import DAILY_KINDS, RESULTS, STATE, IndexNames
 from .errors import translate_errors
 
@@ -59,10 +59,8 @@ def load_templates(names: IndexNames | None = None) -> list[Template]:
         body = json.loads(entry.read_text(encoding="utf-8"))
         name = entry.name[: -len(".json")]
         if name == _STATE_TEMPLATE:
-            results = json.loads(folder.joinpath(f"{_RESULTS_TEMPLATE}.json").read_text("utf-8"))
-            data = results["template"]["mappings"]["properties"][CLIENT]
-            body["template"]["mappings"]["properties"][CLIENT] = data
-        if name in _DAILY_TEMPLATES or name == _STATE_TEMPLATE:
+            _state_mapping(body, folder, json.loads(gateway_fields))
+        elif name in _DAILY_TEMPLATES:
             props = body["template"]["mappings"]["properties"]
             shared = json.loads(gateway_fields)
             if set(shared) & set(props):
@@ -71,6 +69,19 @@ def load_templates(names: IndexNames | None = None) -> list[Template]:
         body["index_patterns"] = [names.prefixed(p) for p in body["index_patterns"]]
         out.append(Template(name=names.prefixed(name), body=body))
     return out
+
+
+def _state_mapping(body: dict[str, Any], folder: Any, shared: dict[str, Any]) -> None:
+    """The state template's mapping: the gateway's fields, with the members only state
+    documents have (its own ``flock`` properties), and the results template's ``data``."""
+    props = body["template"]["mappings"]["properties"]
+    results = json.loads(folder.joinpath(f"{_RESULTS_TEMPLATE}.json").read_text("utf-8"))
+    own = props.pop(GATEWAY)["properties"]
+    if set(own) & set(shared[GATEWAY]["properties"]):
+        raise ValueError(f"{_STATE_TEMPLATE} maps {sorted(own)} of the gateway's fields itself")
+    shared[GATEWAY]["properties"].update(own)
+    props.update(shared)
+    props[CLIENT] = results["template"]["mappings"]["properties"][CLIENT]
 
 
 def _installed_hash(client: Elasticsearch, name: str) -> str | None:
