@@ -149,10 +149,23 @@ def ensure_state_index(client: Elasticsearch, names: IndexNames) -> str:
     (tpl,) = [t for t in load_templates(names) if t.name == names.state]
     wanted = tpl.body["template"]["mappings"]["properties"]
     mapping = client.indices.get_mapping(index=names.state)[names.state]["mappings"]
-    if mapping.get("properties", {}) == wanted:
+    current = _field_types(mapping.get("properties", {}))
+    if all(current.get(path) == kind for path, kind in _field_types(wanted).items()):
         return "unchanged"
     client.indices.put_mapping(index=names.state, properties=wanted)
     return "updated"
+
+
+def _field_types(props: dict[str, Any], path: str = "") -> dict[str, str]:
+    """Every mapped field's dotted path and type (Elasticsearch answers a mapping in its
+    own spelling: compared by what it maps, not by its text)."""
+    out = {}
+    for name, spec in props.items():
+        if "properties" in spec:
+            out.update(_field_types(spec["properties"], f"{path}{name}."))
+        else:
+            out[f"{path}{name}"] = str(spec.get("type", "object"))
+    return out
 
 
 def _add_registry_fields(client: Elasticsearch, names: IndexNames) -> str:
