@@ -28,6 +28,7 @@ Module of pure logic: :class:`StateLines` turns one request's lines into bulk li
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -316,3 +317,32 @@ def host_lines(
     }
     source_doc = {fields.TIMESTAMP: last_seen, fields.GATEWAY: gateway}
     return orjson.dumps(action) + b"\n" + orjson.dumps(source_doc) + b"\n"
+
+
+# A host's host document is rewritten at most this often per process: it answers "which
+# hosts have been silent for days", not "when exactly".
+HOST_SEEN_RESOLUTION = 3600.0
+MAX_SEEN_HOSTS = 200_000
+
+
+class SeenHosts:
+    """When this process last wrote each host's ``host`` document (monotonic seconds)."""
+
+    def __init__(self, resolution: float = HOST_SEEN_RESOLUTION) -> None:
+        self.resolution = resolution
+        self._written: dict[str, float] = {}
+
+    def due(self, username: str, now: float | None = None) -> bool:
+        """Whether the host's document is due now; if so, counted as written."""
+        now = time.monotonic() if now is None else now
+        last = self._written.get(username)
+        if last is not None and now - last < self.resolution:
+            return False
+        if len(self._written) >= MAX_SEEN_HOSTS:
+            self._written.clear()  # forgetting costs one early rewrite per host
+        self._written[username] = now
+        return True
+
+    def forget(self, username: str) -> None:
+        """The write failed: due again at the next request."""
+        self._written.pop(username, None)
