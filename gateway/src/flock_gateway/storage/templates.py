@@ -59,7 +59,7 @@ def load_templates(names: IndexNames | None = None) -> list[Template]:
         body = json.loads(entry.read_text(encoding="utf-8"))
         name = entry.name[: -len(".json")]
         if name == _STATE_TEMPLATE:
-            _state_mapping(body, folder, json.loads(gateway_fields))
+            _state_mapping(body, json.loads(gateway_fields))
         elif name in _DAILY_TEMPLATES:
             props = body["template"]["mappings"]["properties"]
             shared = json.loads(gateway_fields)
@@ -68,20 +68,25 @@ def load_templates(names: IndexNames | None = None) -> list[Template]:
             body["template"]["mappings"]["properties"] = {**shared, **props}
         body["index_patterns"] = [names.prefixed(p) for p in body["index_patterns"]]
         out.append(Template(name=names.prefixed(name), body=body))
+    # the state's rows are results rows: their data.* is mapped as the results template,
+    # as loaded, maps it
+    by_name = {t.name: t for t in out}
+    results = by_name[names.prefixed(_RESULTS_TEMPLATE)].body["template"]["mappings"]
+    by_name[names.state].body["template"]["mappings"]["properties"][CLIENT] = copy.deepcopy(
+        results["properties"][CLIENT]
+    )
     return out
 
 
-def _state_mapping(body: dict[str, Any], folder: Any, shared: dict[str, Any]) -> None:
-    """The state template's mapping: the gateway's fields, with the members only state
-    documents have (its own ``flock`` properties), and the results template's ``data``."""
+def _state_mapping(body: dict[str, Any], shared: dict[str, Any]) -> None:
+    """The state template's gateway fields: the daily templates', with the members only
+    state documents have (its own ``flock`` properties)."""
     props = body["template"]["mappings"]["properties"]
-    results = json.loads(folder.joinpath(f"{_RESULTS_TEMPLATE}.json").read_text("utf-8"))
     own = props.pop(GATEWAY)["properties"]
     if set(own) & set(shared[GATEWAY]["properties"]):
         raise ValueError(f"{_STATE_TEMPLATE} maps {sorted(own)} of the gateway's fields itself")
     shared[GATEWAY]["properties"].update(own)
     props.update(shared)
-    props[CLIENT] = results["template"]["mappings"]["properties"][CLIENT]
 
 
 def _installed_hash(client: Elasticsearch, name: str) -> str | None:
