@@ -6,13 +6,7 @@ re-run reports "unchanged" and Ansible can tell when something changed.
 
 The fields the gateway itself writes into every daily index (``@timestamp`` and the
 ``flock`` object) are mapped once, in ``index_templates/mappings/gateway-fields.json``,
-and put into each daily kind's template as it is loaded. The current-state index's
-template (``flock-state``) gets them too, and its ``data`` mapping is the results
-template's (one mapping of the client's columns for both).
-
-``setup-storage`` creates the two indices that are not made by their first write: the
-agent registry and the current-state index (the gateway's user may write documents
-there, never create indices).
+and put into each daily kind's template as it is loaded.
 """
 
 from __future__ import annotations
@@ -27,12 +21,16 @@ from typing import Any
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
 from ..fields import CLIENT, GATEWAY
-from ..indices import DAILY_KINDS, RESULTS, STATE, IndexNames
+from ..indices import DAILY_KINDS, IndexNames
 from .errors import translate_errors
 
 _DAILY_TEMPLATES = {f"flock-{kind}" for kind in DAILY_KINDS}
-_STATE_TEMPLATE = f"flock-{STATE}"
-_RESULTS_TEMPLATE = f"flock-{RESULTS}"
+# The current-state index's template (see state_template): the daily templates' gateway
+# fields and members of its own, and the results template's data.* mapping as loaded.
+# setup-storage creates that index and the registry, the two not made by their first
+# write (the gateway's user may write documents there, never create indices).
+_STATE_TEMPLATE = "flock-state"
+_RESULTS_TEMPLATE = "flock-results"
 
 
 @dataclass(frozen=True)
@@ -58,9 +56,7 @@ def load_templates(names: IndexNames | None = None) -> list[Template]:
             continue
         body = json.loads(entry.read_text(encoding="utf-8"))
         name = entry.name[: -len(".json")]
-        if name == _STATE_TEMPLATE:
-            _state_mapping(body, json.loads(gateway_fields))
-        elif name in _DAILY_TEMPLATES:
+        if name in _DAILY_TEMPLATES:
             props = body["template"]["mappings"]["properties"]
             shared = json.loads(gateway_fields)
             if set(shared) & set(props):
@@ -68,25 +64,24 @@ def load_templates(names: IndexNames | None = None) -> list[Template]:
             body["template"]["mappings"]["properties"] = {**shared, **props}
         body["index_patterns"] = [names.prefixed(p) for p in body["index_patterns"]]
         out.append(Template(name=names.prefixed(name), body=body))
-    # the state's rows are results rows: their data.* is mapped as the results template,
-    # as loaded, maps it
-    by_name = {t.name: t for t in out}
-    results = by_name[names.prefixed(_RESULTS_TEMPLATE)].body["template"]["mappings"]
-    by_name[names.state].body["template"]["mappings"]["properties"][CLIENT] = copy.deepcopy(
-        results["properties"][CLIENT]
-    )
+    state_template(out, names, json.loads(gateway_fields))
     return out
 
 
-def _state_mapping(body: dict[str, Any], shared: dict[str, Any]) -> None:
-    """The state template's gateway fields: the daily templates', with the members only
-    state documents have (its own ``flock`` properties)."""
-    props = body["template"]["mappings"]["properties"]
+def state_template(templates: list[Template], names: IndexNames, shared: dict[str, Any]) -> None:
+    """Complete the state template among the loaded ``templates``: the daily templates'
+    gateway fields with the members only state documents have (its own ``flock``
+    properties), and ``data.*`` as the results template, as loaded, maps it (the state's
+    rows are results rows)."""
+    by_name = {t.name: t for t in templates}
+    props = by_name[names.state].body["template"]["mappings"]["properties"]
     own = props.pop(GATEWAY)["properties"]
     if set(own) & set(shared[GATEWAY]["properties"]):
         raise ValueError(f"{_STATE_TEMPLATE} maps {sorted(own)} of the gateway's fields itself")
     shared[GATEWAY]["properties"].update(own)
     props.update(shared)
+    results = by_name[names.prefixed(_RESULTS_TEMPLATE)].body["template"]["mappings"]
+    props[CLIENT] = copy.deepcopy(results["properties"][CLIENT])
 
 
 def _installed_hash(client: Elasticsearch, name: str) -> str | None:
