@@ -68,22 +68,6 @@ def load_templates(names: IndexNames | None = None) -> list[Template]:
     return out
 
 
-def state_template(templates: list[Template], names: IndexNames, shared: dict[str, Any]) -> None:
-    """Complete the state template among the loaded ``templates``: the daily templates'
-    gateway fields with the members only state documents have (its own ``flock``
-    properties), and ``data.*`` as the results template, as loaded, maps it (the state's
-    rows are results rows)."""
-    by_name = {t.name: t for t in templates}
-    props = by_name[names.state].body["template"]["mappings"]["properties"]
-    own = props.pop(GATEWAY)["properties"]
-    if set(own) & set(shared[GATEWAY]["properties"]):
-        raise ValueError(f"{_STATE_TEMPLATE} maps {sorted(own)} of the gateway's fields itself")
-    shared[GATEWAY]["properties"].update(own)
-    props.update(shared)
-    results = by_name[names.prefixed(_RESULTS_TEMPLATE)].body["template"]["mappings"]
-    props[CLIENT] = copy.deepcopy(results["properties"][CLIENT])
-
-
 def _installed_hash(client: Elasticsearch, name: str) -> str | None:
     try:
         resp = client.indices.get_index_template(name=name)
@@ -132,6 +116,22 @@ def ensure_registry_index(client: Elasticsearch, names: IndexNames) -> str:
             return "unchanged"
         raise
     return "created"
+
+
+def state_template(templates: list[Template], names: IndexNames, shared: dict[str, Any]) -> None:
+    """Complete the state template among the loaded ``templates``: the daily templates'
+    gateway fields with the members only state documents have (its own ``flock``
+    properties), and ``data.*`` as the results template, as loaded, maps it (the state's
+    rows are results rows)."""
+    by_name = {t.name: t for t in templates}
+    props = by_name[names.state].body["template"]["mappings"]["properties"]
+    own = props.pop(GATEWAY)["properties"]
+    if set(own) & set(shared[GATEWAY]["properties"]):
+        raise ValueError(f"{_STATE_TEMPLATE} maps {sorted(own)} of the gateway's fields itself")
+    shared[GATEWAY]["properties"].update(own)
+    props.update(shared)
+    results = by_name[names.prefixed(_RESULTS_TEMPLATE)].body["template"]["mappings"]
+    props[CLIENT] = copy.deepcopy(results["properties"][CLIENT])
 
 
 @translate_errors
