@@ -27,6 +27,7 @@ import orjson
 from . import accelerator
 from .documents import DocumentBuilder, TooLarge
 from .errors import BadRequest, PayloadTooLarge
+from .fields import OS_VERSION_QUERY
 from .state import StateLines
 from .storage import ndjson
 from .validation import as_items, parse_json, parse_object, validate_result_item
@@ -175,10 +176,14 @@ def _longer_than(line: Any, limit: int) -> bool:
 def _compiled(
     tree: Any, builder: DocumentBuilder, sender: Sender, state: StateLines | None
 ) -> Batch | None:
-    written = accelerator.results(tree, builder, sender.host, sender.allows)
+    written = accelerator.results(tree, builder, sender.host, sender.allows, state)
     if written is None:
         return None
-    if state is not None:
+    if state is not None and OS_VERSION_QUERY in written.names:
+        # lines that may tell the host's platform, which every state document of the
+        # request carries: its state is made from the rows once they are all read
+        state.compiled.clear()
+        state.compiled_documents = state.unordered = 0
         state.from_bulk(written.bulk)
     return Batch(len(tree), written.bulk, written.documents, builder.expired, state=state)
 

@@ -146,7 +146,13 @@ class StateLines:
 
     def __post_init__(self) -> None:
         username = self.builder.tag.username
-        self._rows = hashlib.sha256(id_prefix(username, ROW_IDS))
+        self.row_prefix = id_prefix(username, ROW_IDS)
+        self.head = b'{"index":{"_index":%b,"_id":"' % orjson.dumps(self.index)
+        # documents the compiled accelerator wrote (see compiled_parts)
+        self.compiled: list[bytes] = []
+        self.compiled_documents = 0
+        self._flock_parts: dict[bool, bytes] | None = None
+        self._rows = hashlib.sha256(self.row_prefix)
         self._slots = hashlib.sha256(id_prefix(username, SLOT_IDS))
         self._received = self.builder.received.timestamp()
         # a request's lines share a few times, queries and runs: each worked out once
@@ -198,6 +204,36 @@ class StateLines:
         if present and name == fields.OS_VERSION_QUERY:
             self._note_os(columns, version)
 
+    def _flock(self) -> dict[bool, bytes]:
+        """The ``flock`` object of the request's row documents, present and not."""
+        gateway = {**self.builder._gateway, fields.KIND: fields.STATE_ROW}
+        if self.platform is not None:
+            gateway[fields.PLATFORM] = self.platform
+        if self.os_version is not None:
+            gateway[fields.OS_VERSION] = self.os_version
+        return {
+            present: orjson.dumps({**gateway, fields.PRESENT: present}) for present in (True, False)
+        }
+
+    def compiled_parts(self, unix_time: int, counter: int | None) -> tuple[bytes, bytes] | None:
+        """For the compiled accelerator: what follows a row document's id for a line of
+        this time and run, added and removed; None for a line without a time of its own
+        (the accelerator counts it in ``unordered``)."""
+        version = line_version(unix_time, counter, self._received)
+        if version is None:
+            return None
+        if self._flock_parts is None:
+            self._flock_parts = self._flock()
+        flock = self._flock_parts
+        timestamp = self._timestamp(version)
+        return _middle(version, timestamp, flock[True]), _middle(version, timestamp, flock[False])
+
+    def take_compiled(self, bulk: bytes, documents: int, unordered: int) -> None:
+        """What the accelerator wrote with :meth:`compiled_parts`."""
+        self.compiled.append(bulk)
+        self.compiled_documents += documents
+        self.unordered += unordered
+
     def from_bulk(self, bulk: bytes) -> None:
         """The differential lines of results bulk lines (what the compiled accelerator
         wrote: plain lines only, the client's line last in each source)."""
@@ -240,20 +276,15 @@ class StateLines:
         """(bulk lines, documents, the marks that changed) given the host's current
         ``marks``. A snapshot not newer than its query's mark is stale: nothing of it."""
         if self.os is not None:
+            # the compiled accelerator's documents are written by then: a request that
+            # tells the platform is left to the Python path (rows._compiled)
             self.platform = self.os.platform or self.platform
             self.os_version = self.os.version or self.os_version
-        gateway = {**self.builder._gateway, fields.KIND: fields.STATE_ROW}
-        if self.platform is not None:
-            gateway[fields.PLATFORM] = self.platform
-        if self.os_version is not None:
-            gateway[fields.OS_VERSION] = self.os_version
-        flock = {
-            present: orjson.dumps({**gateway, fields.PRESENT: present}) for present in (True, False)
-        }
-        head = b'{"index":{"_index":%b,"_id":"' % orjson.dumps(self.index)
+        flock = self._flock()
+        head = self.head
         # what comes between a document's id and its line: one per version and presence
         middles: dict[tuple[int, bool], bytes] = {}
-        out: list[bytes] = []
+        out: list[bytes] = list(self.compiled)
         changed: dict[str, SnapshotMark] = {}
         current = dict(marks)
         rows = list(self.rows)
@@ -273,7 +304,7 @@ class StateLines:
                     version, self._timestamp(version), flock[present]
                 )
             out += (head, ident, middle, data, LINE_END)
-        return b"".join(out), len(rows), changed
+        return b"".join(out), self.compiled_documents + len(rows), changed
 
     def _slot_rows(self, snap: _Snapshot, slots: int) -> list[_Row]:
         prefix = self._slots.copy()

@@ -15,6 +15,7 @@ import random
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 
 import orjson
 import pytest
@@ -107,16 +108,19 @@ def python_path(body: bytes, budget: Budget) -> Made | None:
 
 
 def compiled_path(body: bytes, budget: Budget) -> Made | None:
+    """What rows makes of a body with the accelerator (its state documents written by
+    the accelerator too, unless a line may tell the host's platform)."""
     tree = accelerator.parse(body, wrapped=False)
     if tree is None:
         return None
     build, names = builder(budget), set()
-    written = accelerator.results(tree, build, HOST, lambda name: names.add(name) or True)
-    if written is None:
-        return None
     state = StateLines(build, "flock-state")
-    state.from_bulk(written.bulk)
-    return written.bulk, written.documents, build.expired, names, state.bulk({})[0]
+    sender = rows.Sender(HOST, lambda name: names.add(name) or True)
+    with mock.patch.object(rows, "accelerator", accelerator):
+        batch = rows._compiled(tree, build, sender, state)
+    if batch is None:
+        return None
+    return batch.bulk, batch.documents, build.expired, names, state.bulk({})[0]
 
 
 UNLIMITED = Budget()
@@ -136,6 +140,13 @@ def test_plain_bodies_are_taken_and_written_as_the_python_path_writes_them():
         lines = body_of(rng)
         for text in (orjson.dumps(lines), json.dumps(lines, indent=rng.choice((None, 2))).encode()):
             assert agree(text)
+    # the accelerator writes the state documents of bodies that cannot tell a platform
+    lines = [line(rng, name="apps", action="added", unixTime=NOW) for _ in range(3)]
+    tree = accelerator.parse(orjson.dumps(lines), wrapped=False)
+    state = StateLines(builder(UNLIMITED), "flock-state")
+    assert accelerator.results(tree, state.builder, HOST, None, state) is not None
+    assert state.compiled_documents == 3
+    assert agree(orjson.dumps(lines))
     # a body whose rows all fall out of retention: nothing to write, all counted
     old = orjson.dumps([line(rng, unixTime=NOW - 40 * DAY, name="apps")])
     assert agree(old)
