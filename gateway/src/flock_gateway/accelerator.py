@@ -11,7 +11,9 @@ it answers None and :mod:`.rows` runs the Python path from the start.
 It decides nothing of its own: the field names, types and limits it checks come from
 :mod:`.validation` (:data:`RULES`), each row time's index, ``@timestamp`` and line parts
 from the request's builder (:meth:`~.documents.DocumentBuilder.row_time`), the ids'
-prefix from :meth:`~.documents.DocumentBuilder.id_prefix`. A line it takes is one the
+prefix from :meth:`~.documents.DocumentBuilder.id_prefix`; for the current-state documents
+it writes beside them, their ids' prefix and the parts after each id from
+:class:`~.state.StateLines`. A line it takes is one the
 Python path accepts as it is; every refusal, and its message, is the Python path's.
 
 Without the package (a controller without a Rust toolchain builds no wheel of it) the
