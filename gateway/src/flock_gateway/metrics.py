@@ -23,7 +23,8 @@ _HELP = {
     "flock_storage_errors_total": "Requests answered 429/503 because storage failed, by reason "
     "(disk_full: Elasticsearch's disk is past its flood-stage watermark).",
     "flock_bulks_total": "Bulk requests to Elasticsearch (concurrent requests' rows share them).",
-    "flock_bulk_rows_total": "Rows sent in those bulk requests.",
+    "flock_bulk_rows_total": "Documents (rows and their current-state documents) sent in "
+    "those bulk requests.",
     "flock_storage_read_only_indices": "The gateway's indices Elasticsearch has made read-only "
     "(disk past its flood-stage watermark); 0 when writes are accepted.",
 }
