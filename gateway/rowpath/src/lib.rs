@@ -32,12 +32,15 @@ type Parts = Option<(Vec<u8>, Vec<u8>)>;
 // current-state bulk lines, their documents and the lines without a time of their own
 type Written<'py> =
     (Bound<'py, PyBytes>, usize, usize, Vec<String>, Bound<'py, PyBytes>, usize, usize);
-// a line time's and run's current-state line parts, from after a document's id up to the
-// client's line, for an added and for a removed line; None: no time of its own
-type StateParts = Option<(Vec<u8>, Vec<u8>)>;
-// what the current state needs from Python (state.StateLines.compiled): the ids' prefix,
-// the action line up to the id, and the parts of a line time and run
+// a line time's current-state line parts: the bits of a version below the time (the run),
+// and what follows a document's version up to the client's line, for an added and for a
+// removed line; None: not a time of the line's own
+type StateParts = Option<(u32, Vec<u8>, Vec<u8>)>;
+// what the current state needs from Python (state.StateLines.compiled_parts): the ids'
+// prefix, the action line up to the id, and the parts of a line time
 type StateArgs<'py> = (Vec<u8>, Vec<u8>, Bound<'py, PyAny>);
+// between a state document's id and its version (state._middle)
+const STATE_VERSION: &[u8] = b"\",\"version\":";
 // how a document's bulk lines end (documents.LINES_END)
 const LINES_END: &[u8] = b"}\n";
 
@@ -205,11 +208,13 @@ impl Body {
     /// answers the row time's line parts `(before the id, before the row)`, or `None` for
     /// a row older than the retention.
     ///
-    /// With `state` (`(ids' prefix, action line up to the id, parts(unixTime, counter))`),
-    /// each stored `added` or `removed` line also gets its current-state document
+    /// With `state` (`(ids' prefix, action line up to the id, parts(unixTime))`), each
+    /// stored `added` or `removed` line also gets its current-state document
     /// (state.StateLines.differential): id the first 40 hex digits of the SHA-256 of the
-    /// prefix, the query name, NUL and the canonical columns; `parts` answers what follows
-    /// the id for an added and a removed line, or `None` for a line without a time.
+    /// prefix, the query name, NUL and the canonical columns; version the time shifted
+    /// left by the bits `parts` answers, with the line's counter below (0 when negative
+    /// or absent, capped to those bits); `parts` also answers what follows the version for
+    /// an added and a removed line, or `None` for a line without a time of its own.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (rules, host, id_prefix, row_time, max_docs, max_bytes, state=None))]
     fn results<'py>(
@@ -255,7 +260,7 @@ impl Body {
         });
         let mut state_out: Vec<u8> =
             Vec::with_capacity(if state.is_some() { out.capacity() } else { 0 });
-        let mut state_times: HashMap<(i64, Option<i64>), StateParts> = HashMap::new();
+        let mut state_times: HashMap<i64, StateParts> = HashMap::new();
         let mut columns_canon: Vec<u8> = Vec::with_capacity(512);
         let (mut state_docs, mut unordered) = (0usize, 0usize);
         for Line { row, name, time } in rows {
@@ -299,19 +304,18 @@ impl Body {
                 _ => continue,
             };
             let Some(Value::Object(columns)) = row.get("columns") else { continue };
-            let counter = match row.get("counter") {
-                Some(Value::Int(number)) => Some(*number),
-                _ => None,
-            };
-            let parts = match state_times.entry((time, counter)) {
+            let parts = match state_times.entry(time) {
                 Entry::Occupied(known) => known.into_mut(),
-                Entry::Vacant(new) => {
-                    new.insert(parts_of.call1((time, counter))?.extract::<StateParts>()?)
-                }
+                Entry::Vacant(new) => new.insert(parts_of.call1((time,))?.extract::<StateParts>()?),
             };
-            let Some((added, removed)) = parts else {
+            let Some((bits, added, removed)) = parts else {
                 unordered += 1;
                 continue;
+            };
+            let max_run = (1i64 << *bits) - 1;
+            let run = match row.get("counter") {
+                Some(Value::Int(number)) if *number > 0 => (*number).min(max_run),
+                _ => 0,
             };
             columns_canon.clear();
             json::write_object(&mut columns_canon, columns);
@@ -321,6 +325,8 @@ impl Body {
             digest.update(&columns_canon);
             state_out.extend_from_slice(head);
             push_hex40(&mut state_out, &digest.finalize());
+            state_out.extend_from_slice(STATE_VERSION);
+            json::write_int(&mut state_out, (time << *bits) | run);
             state_out.extend_from_slice(if present { added } else { removed });
             state_out.extend_from_slice(&canon);
             state_out.extend_from_slice(LINES_END);

@@ -215,18 +215,18 @@ class StateLines:
             present: orjson.dumps({**gateway, fields.PRESENT: present}) for present in (True, False)
         }
 
-    def compiled_parts(self, unix_time: int, counter: int | None) -> tuple[bytes, bytes] | None:
-        """For the compiled accelerator: what follows a row document's id for a line of
-        this time and run, added and removed; None for a line without a time of its own
-        (the accelerator counts it in ``unordered``)."""
-        version = line_version(unix_time, counter, self._received)
+    def compiled_parts(self, unix_time: int) -> tuple[int, bytes, bytes] | None:
+        """For the compiled accelerator, of a line stamped ``unix_time``: the bits of its
+        versions below the time, and what follows a row document's version, added and
+        removed; None for a line without a time of its own (counted in ``unordered``)."""
+        version = line_version(unix_time, 0, self._received)
         if version is None:
             return None
         if self._flock_parts is None:
             self._flock_parts = self._flock()
         flock = self._flock_parts
         timestamp = self._timestamp(version)
-        return _middle(version, timestamp, flock[True]), _middle(version, timestamp, flock[False])
+        return COUNTER_BITS, _tail(timestamp, flock[True]), _tail(timestamp, flock[False])
 
     def take_compiled(self, bulk: bytes, documents: int, unordered: int) -> None:
         """What the accelerator wrote with :meth:`compiled_parts`."""
@@ -328,8 +328,12 @@ LINE_END = b"}\n"
 
 def _middle(version: int, timestamp: str, flock: bytes) -> bytes:
     """A state document's bulk lines from after its id up to the client's line."""
-    return b'","version":%d,"version_type":"external"}}\n{"%b":"%b","%b":%b,"%b":' % (
-        version,
+    return b'","version":%d%b' % (version, _tail(timestamp, flock))
+
+
+def _tail(timestamp: str, flock: bytes) -> bytes:
+    """A state document's bulk lines from after its version up to the client's line."""
+    return b',"version_type":"external"}}\n{"%b":"%b","%b":%b,"%b":' % (
         fields.TIMESTAMP.encode(),
         timestamp.encode(),
         fields.GATEWAY.encode(),
