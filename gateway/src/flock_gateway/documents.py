@@ -271,6 +271,11 @@ class DocumentBuilder:
         self._times[key] = found
         return found
 
+    @property
+    def gateway_fields(self) -> dict[str, Any]:
+        """The gateway's members of every document of the request (read-only)."""
+        return self._gateway
+
     def id_prefix(self, kind: str) -> bytes:
         return id_prefix(self.tag.username, kind)
 

@@ -126,7 +126,6 @@ class _Row(NamedTuple):
     data: bytes  # the client's line, canonical JSON
 
 
-_ACTIONS = {"added": True, "removed": False}
 _SORTED = orjson.OPT_SORT_KEYS
 
 
@@ -181,8 +180,12 @@ class StateLines:
 
     def differential(self, line: Mapping[str, Any], canon: bytes) -> None:
         """A stored differential line (``canon``: its canonical JSON)."""
-        present = _ACTIONS.get(line.get("action"))  # type: ignore[arg-type]
-        if present is None:
+        action = line.get("action")
+        if action == "added":
+            present = True
+        elif action == "removed":
+            present = False
+        else:
             return
         name = line.get(fields.QUERY_NAME)
         columns = line.get(fields.COLUMNS)
@@ -206,7 +209,7 @@ class StateLines:
 
     def _flock(self) -> dict[bool, bytes]:
         """The ``flock`` object of the request's row documents, present and not."""
-        gateway = {**self.builder._gateway, fields.KIND: fields.STATE_ROW}
+        gateway = {**self.builder.gateway_fields, fields.KIND: fields.STATE_ROW}
         if self.platform is not None:
             gateway[fields.PLATFORM] = self.platform
         if self.os_version is not None:
