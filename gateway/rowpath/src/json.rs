@@ -45,6 +45,11 @@ impl<'a> Object<'a> {
         Some(self.0.remove(at).1)
     }
 
+    pub fn get(&self, key: &str) -> Option<&Value<'a>> {
+        let at = self.0.binary_search_by(|member| member.0.as_ref().cmp(key)).ok()?;
+        Some(&self.0[at].1)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value<'a>)> {
         self.0.iter().map(|(key, value)| (key.as_ref(), value))
     }

@@ -28,8 +28,19 @@ use json::{Limits, Object, Shaped, Slot, Value, HEX};
 
 // a row time's line parts (before the id, before the row); None: older than the retention
 type Parts = Option<(Vec<u8>, Vec<u8>)>;
-// what `Body::results` answers: bulk lines, documents, expired rows, query names
-type Written<'py> = (Bound<'py, PyBytes>, usize, usize, Vec<String>);
+// what `Body::results` answers: bulk lines, documents, expired rows, query names, and the
+// current-state bulk lines, their documents and the lines without a time of their own
+type Written<'py> =
+    (Bound<'py, PyBytes>, usize, usize, Vec<String>, Bound<'py, PyBytes>, usize, usize);
+// a line time's current-state line parts: the bits of a version below the time (the run),
+// and what follows a document's version up to the client's line, for an added and for a
+// removed line; None: not a time of the line's own
+type StateParts = Option<(u32, Vec<u8>, Vec<u8>)>;
+// what the current state needs from Python (state.StateLines.compiled_parts): the ids'
+// prefix, the action line up to the id, and the parts of a line time
+type StateArgs<'py> = (Vec<u8>, Vec<u8>, Bound<'py, PyAny>);
+// between a state document's id and its version (state._middle)
+const STATE_VERSION: &[u8] = b"\",\"version\":";
 // how a document's bulk lines end (documents.LINES_END)
 const LINES_END: &[u8] = b"}\n";
 
@@ -188,14 +199,24 @@ impl Body {
         self.lines.len()
     }
 
-    /// `(bulk lines, documents, expired rows, the lines' distinct query names)` for
-    /// result lines sent by `host`, when every line is plain by `rules`; `None` when one
-    /// is not or the body exceeds its budget (`max_docs` documents, `max_bytes` bytes of
-    /// canonical rows). A document's id is the first 40 hex digits of the SHA-256 of
-    /// `id_prefix`, the canonical row, NUL, its occurrence among identical rows, NUL
-    /// (documents.doc_id). `row_time(unixTime)` answers the row time's line parts
-    /// `(before the id, before the row)`, or `None` for a row older than the retention.
+    /// `(bulk lines, documents, expired rows, the lines' distinct query names, state bulk
+    /// lines, state documents, lines without a time)` for result lines sent by `host`,
+    /// when every line is plain by `rules`; `None` when one is not or the body exceeds its
+    /// budget (`max_docs` documents, `max_bytes` bytes of canonical rows). A document's id
+    /// is the first 40 hex digits of the SHA-256 of `id_prefix`, the canonical row, NUL,
+    /// its occurrence among identical rows, NUL (documents.doc_id). `row_time(unixTime)`
+    /// answers the row time's line parts `(before the id, before the row)`, or `None` for
+    /// a row older than the retention.
+    ///
+    /// With `state` (`(ids' prefix, action line up to the id, parts(unixTime))`), each
+    /// stored `added` or `removed` line also gets its current-state document
+    /// (state.StateLines.differential): id the first 40 hex digits of the SHA-256 of the
+    /// prefix, the query name, NUL and the canonical columns; version the time shifted
+    /// left by the bits `parts` answers, with the line's counter below (0 when negative
+    /// or absent, capped to those bits); `parts` also answers what follows the version for
+    /// an added and a removed line, or `None` for a line without a time of its own.
     #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (rules, host, id_prefix, row_time, max_docs, max_bytes, state=None))]
     fn results<'py>(
         &self,
         py: Python<'py>,
@@ -205,6 +226,7 @@ impl Body {
         row_time: &Bound<'py, PyAny>,
         max_docs: usize,
         max_bytes: usize,
+        state: Option<StateArgs<'py>>,
     ) -> PyResult<Option<Written<'py>>> {
         // over the budget already: nothing below (the bulk is sized by the line count) is
         // reserved for it
@@ -231,6 +253,16 @@ impl Body {
         let mut out: Vec<u8> = Vec::with_capacity(source.min(max_bytes) + rows.len() * 256);
         let mut canon: Vec<u8> = Vec::with_capacity(1024);
         let (mut docs, mut bytes, mut expired) = (0usize, 0usize, 0usize);
+        let state_base = state.as_ref().map(|(prefix, _, _)| {
+            let mut base = Sha256::new();
+            base.update(prefix);
+            base
+        });
+        let mut state_out: Vec<u8> =
+            Vec::with_capacity(if state.is_some() { out.capacity() } else { 0 });
+        let mut state_times: HashMap<i64, StateParts> = HashMap::new();
+        let mut columns_canon: Vec<u8> = Vec::with_capacity(512);
+        let (mut state_docs, mut unordered) = (0usize, 0usize);
         for Line { row, name, time } in rows {
             names.insert(name);
             let parts = match times.entry(time) {
@@ -263,9 +295,53 @@ impl Body {
             out.extend_from_slice(before_row);
             out.extend_from_slice(&canon);
             out.extend_from_slice(LINES_END);
+            let (Some((_, head, parts_of)), Some(base)) = (&state, &state_base) else {
+                continue;
+            };
+            let present = match row.get("action") {
+                Some(Value::String(action)) if action == "added" => true,
+                Some(Value::String(action)) if action == "removed" => false,
+                _ => continue,
+            };
+            let Some(Value::Object(columns)) = row.get("columns") else { continue };
+            let parts = match state_times.entry(time) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(new) => new.insert(parts_of.call1((time,))?.extract::<StateParts>()?),
+            };
+            let Some((bits, added, removed)) = parts else {
+                unordered += 1;
+                continue;
+            };
+            let max_run = (1i64 << *bits) - 1;
+            let run = match row.get("counter") {
+                Some(Value::Int(number)) if *number > 0 => (*number).min(max_run),
+                _ => 0,
+            };
+            columns_canon.clear();
+            json::write_object(&mut columns_canon, columns);
+            let mut digest = base.clone();
+            digest.update(name.as_bytes());
+            digest.update(b"\0");
+            digest.update(&columns_canon);
+            state_out.extend_from_slice(head);
+            push_hex40(&mut state_out, &digest.finalize());
+            state_out.extend_from_slice(STATE_VERSION);
+            json::write_int(&mut state_out, (time << *bits) | run);
+            state_out.extend_from_slice(if present { added } else { removed });
+            state_out.extend_from_slice(&canon);
+            state_out.extend_from_slice(LINES_END);
+            state_docs += 1;
         }
         let names = names.into_iter().map(str::to_owned).collect();
-        Ok(Some((PyBytes::new(py, &out), docs - expired, expired, names)))
+        Ok(Some((
+            PyBytes::new(py, &out),
+            docs - expired,
+            expired,
+            names,
+            PyBytes::new(py, &state_out),
+            state_docs,
+            unordered,
+        )))
     }
 }
 

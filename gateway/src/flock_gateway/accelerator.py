@@ -11,7 +11,9 @@ it answers None and :mod:`.rows` runs the Python path from the start.
 It decides nothing of its own: the field names, types and limits it checks come from
 :mod:`.validation` (:data:`RULES`), each row time's index, ``@timestamp`` and line parts
 from the request's builder (:meth:`~.documents.DocumentBuilder.row_time`), the ids'
-prefix from :meth:`~.documents.DocumentBuilder.id_prefix`. A line it takes is one the
+prefix from :meth:`~.documents.DocumentBuilder.id_prefix`; for the current-state documents
+it writes beside them, their ids' prefix and the parts after each id from
+:class:`~.state.StateLines`. A line it takes is one the
 Python path accepts as it is; every refusal, and its message, is the Python path's.
 
 Without the package (a controller without a Rust toolchain builds no wheel of it) the
@@ -27,6 +29,7 @@ from typing import Any, NamedTuple
 from . import validation
 from .documents import DocumentBuilder
 from .indices import RESULTS
+from .state import StateLines
 
 try:
     import flock_rowpath as _native
@@ -77,20 +80,26 @@ def parse(body: bytes, *, wrapped: bool) -> Any | None:
 
 
 class Written(NamedTuple):
-    """A body's result documents as bulk lines."""
+    """A body's result documents as bulk lines, and its lines' query names."""
 
     bulk: bytes
     documents: int
+    names: Any = ()
 
 
 def results(
-    tree: Any, builder: DocumentBuilder, host: str, allows: Callable[[Any], bool] | None
+    tree: Any,
+    builder: DocumentBuilder,
+    host: str,
+    allows: Callable[[Any], bool] | None,
+    state: StateLines | None = None,
 ) -> Written | None:
     """The documents of ``tree``'s result lines, sent by ``host``, as ``builder`` makes
     them (its tag, time, retention and budget), when every line's query ``allows`` (None:
-    any query); the rows older than the retention are added to ``builder.expired``. None,
-    and the builder untouched, for a body that is not plain, is over its budget or names
-    a query not allowed: the Python path then handles it from the start."""
+    any query); the rows older than the retention are added to ``builder.expired``, and
+    the stored lines' current-state documents to ``state`` (if given). None, and the
+    builder and state untouched, for a body that is not plain, is over its budget or
+    names a query not allowed: the Python path then handles it from the start."""
     built = tree.results(
         RULES,
         host,
@@ -98,14 +107,17 @@ def results(
         partial(_parts, builder),
         builder.budget.max_docs,
         builder.budget.max_bytes,
+        None if state is None else (state.row_prefix, state.head, state.compiled_parts),
     )
     if built is None:
         return None
-    bulk, documents, expired, names = built
+    bulk, documents, expired, names, state_bulk, state_documents, unordered = built
     if allows is not None and not all(map(allows, names)):
         return None
     builder.expired += expired
-    return Written(bulk, documents)
+    if state is not None:
+        state.take_compiled(state_bulk, state_documents, unordered)
+    return Written(bulk, documents, names)
 
 
 def _parts(builder: DocumentBuilder, unix_time: int) -> tuple[bytes, bytes] | None:

@@ -15,12 +15,16 @@ _HELP = {
     "flock_rows_stored_total": "Rows stored (including resent duplicates), by API.",
     "flock_rows_refused_total": "Rows not stored by policy, by API and reason.",
     "flock_rows_expired_total": "Rows older than the retention period, not stored.",
+    "flock_state_documents_total": "Current-state documents written (or already newer), by API.",
+    "flock_state_unordered_total": "Result lines without a time of their own, kept out of the "
+    "current state, by API.",
     "flock_enroll_total": "osquery enrollment attempts, by result.",
     "flock_node_invalid_total": "osquery requests answered node_invalid, by endpoint.",
     "flock_storage_errors_total": "Requests answered 429/503 because storage failed, by reason "
     "(disk_full: Elasticsearch's disk is past its flood-stage watermark).",
     "flock_bulks_total": "Bulk requests to Elasticsearch (concurrent requests' rows share them).",
-    "flock_bulk_rows_total": "Rows sent in those bulk requests.",
+    "flock_bulk_rows_total": "Documents (rows and their current-state documents) sent in "
+    "those bulk requests.",
     "flock_storage_read_only_indices": "The gateway's indices Elasticsearch has made read-only "
     "(disk past its flood-stage watermark); 0 when writes are accepted.",
 }

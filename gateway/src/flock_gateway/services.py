@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from elasticsearch import Elasticsearch
 from flask import current_app
@@ -13,6 +13,7 @@ from .indices import IndexNames
 from .metrics import Metrics
 from .schedule import Schedule
 from .schema import Twigs
+from .state import SeenHosts
 from .storage.readiness import Readiness
 from .storage.registry import Registry
 from .storage.results import BulkWriter
@@ -32,6 +33,8 @@ class Services:
     twigs: Twigs
     metrics: Metrics
     readiness: Readiness
+    # when this process last wrote each host's current-state host document
+    seen_hosts: SeenHosts = field(default_factory=SeenHosts)
 
 
 def services() -> Services:

@@ -273,5 +273,6 @@ def test_concurrent_agents_share_bulks_and_get_their_own_answers(
     assert len(stored(es, prefix)) == 200
     counts = {line.split("{")[0]: int(line.rsplit(" ", 1)[1])
               for line in metrics.splitlines() if line.startswith("flock_bulk")}  # fmt: skip
-    assert counts["flock_bulk_rows_total"] == 200
+    # documents: each row, its current-state document, and each host's host document
+    assert counts["flock_bulk_rows_total"] == 200 + 200 + len(agents)
     assert counts["flock_bulks_total"] < len(agents)

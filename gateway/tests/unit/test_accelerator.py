@@ -15,6 +15,7 @@ import random
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 
 import orjson
 import pytest
@@ -22,6 +23,7 @@ import pytest
 from flock_gateway import accelerator, rows, validation
 from flock_gateway.documents import Budget, DocumentBuilder, Tag
 from flock_gateway.errors import BadRequest, PayloadTooLarge
+from flock_gateway.state import StateLines
 
 HOST = "host-1"
 RECEIVED = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
@@ -88,25 +90,37 @@ def builder(budget: Budget) -> DocumentBuilder:
     return DocumentBuilder("flock", Tag(HOST, "Laptop", "osquery"), 30, RECEIVED, budget=budget)
 
 
-def python_path(body: bytes, budget: Budget) -> tuple[bytes, int, int, set[Any]] | None:
+# what a path makes of a body: its bulk lines, documents, expired rows, query names and
+# its current-state bulk lines (state.py: the accelerator's rows read back from its bulk)
+Made = tuple[bytes, int, int, set[Any], bytes]
+
+
+def python_path(body: bytes, budget: Budget) -> Made | None:
     names: set[Any] = set()
     sender = rows.Sender(HOST, lambda name: names.add(name) or True)
+    build = builder(budget)
+    state = StateLines(build, "flock-state")
     try:
-        batch = rows.submitted(body, builder(budget), sender)
+        batch = rows.submitted(body, build, sender, state)
     except (BadRequest, PayloadTooLarge):
         return None
-    return batch.bulk, batch.documents, batch.expired, names
+    return batch.bulk, batch.documents, batch.expired, names, state.bulk({})[0]
 
 
-def compiled_path(body: bytes, budget: Budget) -> tuple[bytes, int, int, set[Any]] | None:
+def compiled_path(body: bytes, budget: Budget) -> Made | None:
+    """What rows makes of a body with the accelerator (its state documents written by
+    the accelerator too, unless a line may tell the host's platform)."""
     tree = accelerator.parse(body, wrapped=False)
     if tree is None:
         return None
     build, names = builder(budget), set()
-    written = accelerator.results(tree, build, HOST, lambda name: names.add(name) or True)
-    if written is None:
+    state = StateLines(build, "flock-state")
+    sender = rows.Sender(HOST, lambda name: names.add(name) or True)
+    with mock.patch.object(rows, "accelerator", accelerator):
+        batch = rows._compiled(tree, build, sender, state)
+    if batch is None:
         return None
-    return written.bulk, written.documents, build.expired, names
+    return batch.bulk, batch.documents, build.expired, names, state.bulk({})[0]
 
 
 UNLIMITED = Budget()
@@ -126,10 +140,17 @@ def test_plain_bodies_are_taken_and_written_as_the_python_path_writes_them():
         lines = body_of(rng)
         for text in (orjson.dumps(lines), json.dumps(lines, indent=rng.choice((None, 2))).encode()):
             assert agree(text)
+    # the accelerator writes the state documents of bodies that cannot tell a platform
+    lines = [line(rng, name="apps", action="added", unixTime=NOW) for _ in range(3)]
+    tree = accelerator.parse(orjson.dumps(lines), wrapped=False)
+    state = StateLines(builder(UNLIMITED), "flock-state")
+    assert accelerator.results(tree, state.builder, HOST, None, state) is not None
+    assert state.compiled_documents == 3
+    assert agree(orjson.dumps(lines))
     # a body whose rows all fall out of retention: nothing to write, all counted
     old = orjson.dumps([line(rng, unixTime=NOW - 40 * DAY, name="apps")])
     assert agree(old)
-    assert compiled_path(old, UNLIMITED) == (b"", 0, 1, {"apps"})
+    assert compiled_path(old, UNLIMITED) == (b"", 0, 1, {"apps"}, b"")
 
 
 def test_escapes_and_unicode_as_orjson_writes_them():

@@ -709,7 +709,7 @@ def test_role_refused_a_retention_beyond_the_shard_budget(gw):
     text = gw.file("/root/molecule-shard-budget.txt").content_string
     result, before, after = (part.strip() for part in text.split("\n---\n"))
     # The gateway's own start-up rule, run on the new file by the new release.
-    assert "retention_days = 400 with one index per day needs up to 1207 shards" in result
+    assert "retention_days = 400 with one index per day needs up to 1208 shards" in result
     assert "index_granularity = 'month' fits" in result
     # Nothing was replaced or restarted.
     assert before == after

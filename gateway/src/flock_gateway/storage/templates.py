@@ -25,11 +25,18 @@ from typing import Any
 
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
+from ..fields import CLIENT, GATEWAY
 from ..indices import DAILY_KINDS, IndexNames
 from ..schema import column_mappings, decoration_mappings
 from .errors import translate_errors
 
 _DAILY_TEMPLATES = {f"flock-{kind}" for kind in DAILY_KINDS}
+# The current-state index's template (see state_template): the daily templates' gateway
+# fields and members of its own, and the results template's data.* mapping as loaded.
+# setup-storage creates that index and the registry, the two not made by their first
+# write (the gateway's user may write documents there, never create indices).
+_STATE_TEMPLATE = "flock-state"
+_RESULTS_TEMPLATE = "flock-results"
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ def load_templates(names: IndexNames | None = None) -> list[Template]:
             body["template"]["mappings"]["properties"] = {**shared, **props}
         body["index_patterns"] = [names.prefixed(p) for p in body["index_patterns"]]
         out.append(Template(name=names.prefixed(name), body=body))
+    state_template(out, names, json.loads(gateway_fields))
     return out
 
 
@@ -130,6 +138,56 @@ def ensure_registry_index(client: Elasticsearch, names: IndexNames) -> str:
     return "created"
 
 
+def state_template(templates: list[Template], names: IndexNames, shared: dict[str, Any]) -> None:
+    """Complete the state template among the loaded ``templates``: the daily templates'
+    gateway fields with the members only state documents have (its own ``flock``
+    properties), and ``data.*`` as the results template, as loaded, maps it (the state's
+    rows are results rows)."""
+    by_name = {t.name: t for t in templates}
+    props = by_name[names.state].body["template"]["mappings"]["properties"]
+    own = props.pop(GATEWAY)["properties"]
+    if set(own) & set(shared[GATEWAY]["properties"]):
+        raise ValueError(f"{_STATE_TEMPLATE} maps {sorted(own)} of the gateway's fields itself")
+    shared[GATEWAY]["properties"].update(own)
+    props.update(shared)
+    results = by_name[names.prefixed(_RESULTS_TEMPLATE)].body["template"]["mappings"]
+    props[CLIENT] = copy.deepcopy(results["properties"][CLIENT])
+
+
+@translate_errors
+def ensure_state_index(client: Elasticsearch, names: IndexNames) -> str:
+    """Create the current-state index (its template gives the mapping), or put a newer
+    template's mapping on the existing index ("updated": fields are only ever added)."""
+    if not client.indices.exists(index=names.state):
+        try:
+            client.indices.create(index=names.state)
+        except BadRequestError as exc:
+            if "resource_already_exists_exception" in str(exc):
+                return "unchanged"
+            raise
+        return "created"
+    (tpl,) = [t for t in load_templates(names) if t.name == names.state]
+    wanted = tpl.body["template"]["mappings"]["properties"]
+    mapping = client.indices.get_mapping(index=names.state)[names.state]["mappings"]
+    current = _field_types(mapping.get("properties", {}))
+    if all(current.get(path) == kind for path, kind in _field_types(wanted).items()):
+        return "unchanged"
+    client.indices.put_mapping(index=names.state, properties=wanted)
+    return "updated"
+
+
+def _field_types(props: dict[str, Any], path: str = "") -> dict[str, str]:
+    """Every mapped field's dotted path and type (Elasticsearch answers a mapping in its
+    own spelling: compared by what it maps, not by its text)."""
+    out = {}
+    for name, spec in props.items():
+        if "properties" in spec:
+            out.update(_field_types(spec["properties"], f"{path}{name}."))
+        else:
+            out[f"{path}{name}"] = str(spec.get("type", "object"))
+    return out
+
+
 def _add_registry_fields(client: Elasticsearch, names: IndexNames) -> str:
     # The registry's mapping is strict: a field a newer gateway writes must be in the
     # existing index before it is written, or every write to the record would fail.
@@ -158,7 +216,10 @@ def missing_templates(client: Elasticsearch, names: IndexNames) -> list[str]:
 def setup_storage(client: Elasticsearch, names: IndexNames) -> dict[str, Any]:
     report: dict[str, Any] = {"templates": install_templates(client, names)}
     report["registry_index"] = ensure_registry_index(client, names)
-    report["changed"] = report["registry_index"] != "unchanged" or any(
-        v != "unchanged" for v in report["templates"].values()
+    report["state_index"] = ensure_state_index(client, names)
+    report["changed"] = (
+        report["registry_index"] != "unchanged"
+        or report["state_index"] != "unchanged"
+        or any(v != "unchanged" for v in report["templates"].values())
     )
     return report
