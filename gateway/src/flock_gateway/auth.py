@@ -97,6 +97,9 @@ class Agent:
     reenrollments: int = 0
     # a Flock registration whose token has not been delivered yet (see /register)
     pending: bool = False
+    # the host's platform family and OS version, from its own os_version rows
+    platform: str | None = None
+    os_version: str | None = None
     # the registry document's id and version, for conditional updates
     doc_id: str | None = None
     seq_no: int | None = None

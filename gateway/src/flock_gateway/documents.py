@@ -170,6 +170,9 @@ class Tag:
     username: str
     name: str
     source: str  # fields.FLOCK_AGENT or fields.OSQUERY
+    # the host's platform family and OS version, once its os_version rows told them
+    platform: str | None = None
+    os_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,10 @@ class DocumentBuilder:
             fields.SOURCE: tag.source,
             fields.RECEIVED_AT: iso(self.received),
         }
+        if tag.platform is not None:
+            self._gateway[fields.PLATFORM] = tag.platform
+        if tag.os_version is not None:
+            self._gateway[fields.OS_VERSION] = tag.os_version
         # rows of one request mostly share their time: its RowTime, or None when expired,
         # per kind and raw time value
         self._times: dict[tuple[str, Any], RowTime | None] = {}
@@ -314,16 +321,25 @@ class DocumentBuilder:
             self._hashers[kind] = hashlib.sha256(self.id_prefix(kind))
         return seen, self._hashers[kind]
 
-    def results(self, items: Iterable[dict[str, Any]]) -> list[Doc]:
-        """osquery result lines (differential or snapshot) -> one doc per row."""
+    def results(self, items: Iterable[dict[str, Any]], state: Any = None) -> list[Doc]:
+        """osquery result lines (differential or snapshot) -> one doc per row; each stored
+        line is also handed to ``state`` (a :class:`~.state.StateLines`), if given."""
         docs: list[Doc] = []
         for item in items:
             raw = item.get("unixTime")
             when = self.row_time(RESULTS, raw, parse_epoch(raw))
             if isinstance(item.get("snapshot"), list):
                 docs += self._snapshot(item, when)
-            elif (doc := self._plain(RESULTS, item, when)) is not None:
+                if state is not None and when is not None:  # an expired line is not stored
+                    state.snapshot(item)
+                continue
+            canon = canonical_bytes(item)
+            self.spend(1, len(canon))
+            doc = self._make(RESULTS, item, when, canon, data=True)
+            if doc is not None:
                 docs.append(doc)
+                if state is not None:
+                    state.differential(item, canon)
         return docs
 
     def _snapshot(self, item: dict[str, Any], when: RowTime | None) -> Iterable[Doc]:

@@ -20,6 +20,28 @@ SOURCE = "source"  # FLOCK_AGENT or OSQUERY
 RECEIVED_AT = "received_at"
 QUARANTINE_REASON = "quarantine_reason"  # why the mapping refused the row
 RAW_JSON = "raw_json"  # a refused row, kept whole as one unindexed JSON string
+# The host's platform family (PLATFORMS) and OS version, from its own os_version rows;
+# on results rows and state documents once known.
+PLATFORM = "platform"
+OS_VERSION = "os_version"
+# The current-state index's own members: which kind of document (STATE_ROW or
+# STATE_HOST), whether a row is there now, and when a host last sent results.
+KIND = "kind"
+PRESENT = "present"
+LAST_SEEN = "last_seen"
+STATE_ROW = "row"
+STATE_HOST = "host"
+
+# osquery's platform words; the platform column of os_version maps to one of them.
+DARWIN = "darwin"
+LINUX = "linux"
+WINDOWS = "windows"
+PLATFORMS = (DARWIN, LINUX, WINDOWS)
+# The query whose rows tell a host's platform and OS version (osqueryd's schedule and
+# Flock agent's twigs both name it so), and the columns read.
+OS_VERSION_QUERY = "os_version"
+OS_PLATFORM_COLUMNS = ("platform", "platform_like")
+OS_VERSION_COLUMN = "version"
 
 # Everything an agent sent, unchanged, is stored under this one top-level object; every
 # other top-level name is the gateway's, so no spelling of a client key can reach them.

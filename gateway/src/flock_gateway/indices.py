@@ -9,6 +9,8 @@ RESULTS = "results"
 AGENT_LOGS = "agent-logs"
 STATUS = "status"
 DAILY_KINDS = (RESULTS, AGENT_LOGS, STATUS)
+# The current-state index: not dated, never deleted by age (see storage/state_prune.py).
+STATE = "state"
 
 # How much time one index covers. Each index is one shard (two copies with a replica), and
 # a cluster holds at most cluster.max_shards_per_node per data node: long retention needs
@@ -25,7 +27,8 @@ def indices_per_kind(retention_days: int, granularity: str) -> int:
 def shards_needed(retention_days: int, granularity: str, data_nodes: int) -> int:
     """Shard copies the gateway's indices take at most (a replica once there are 2 nodes)."""
     copies = 1 if data_nodes < 2 else 2
-    return (len(DAILY_KINDS) * indices_per_kind(retention_days, granularity) + 1) * copies
+    # beside the dated indices: the registry and the current-state index
+    return (len(DAILY_KINDS) * indices_per_kind(retention_days, granularity) + 2) * copies
 
 
 def shard_budget(max_shards_per_node: int, data_nodes: int) -> int:
@@ -41,6 +44,10 @@ class IndexNames:
     @property
     def agents(self) -> str:
         return f"{self.prefix}-agents"
+
+    @property
+    def state(self) -> str:
+        return f"{self.prefix}-{STATE}"
 
     def daily_pattern(self, kind: str) -> str:
         return f"{self.prefix}-{kind}-*"

@@ -27,6 +27,7 @@ import orjson
 from . import accelerator
 from .documents import DocumentBuilder, TooLarge
 from .errors import BadRequest, PayloadTooLarge
+from .state import StateLines
 from .storage import ndjson
 from .validation import as_items, parse_json, parse_object, validate_result_item
 
@@ -41,6 +42,8 @@ class Batch(NamedTuple):
     expired: int  # rows older than the retention period, not stored
     refused: int = 0  # lines whose query the sender may not send, not stored
     dropped: int = 0  # osquery status lines the gateway is set to drop
+    # the stored lines' current-state documents (written with the documents), when asked
+    state: StateLines | None = None
 
 
 class Sender(NamedTuple):
@@ -55,19 +58,22 @@ class OtherHost(Exception):
     """An osquery body's lines name another host than the one its node key belongs to."""
 
 
-def submitted(body: bytes, builder: DocumentBuilder, sender: Sender) -> Batch:
+def submitted(
+    body: bytes, builder: DocumentBuilder, sender: Sender, state: StateLines | None = None
+) -> Batch:
     """A ``/submit`` body: one result line (an object) or an array of them, each naming
     ``sender.host`` in ``hostIdentifier`` or ``host_uuid``. BadRequest names the first
-    line that is refused; PayloadTooLarge when the body expands beyond its budget."""
+    line that is refused; PayloadTooLarge when the body expands beyond its budget. The
+    stored lines are also handed to ``state``."""
     tree = accelerator.parse(body, wrapped=False)
     if tree is not None:
-        batch = _compiled(tree, builder, sender)
+        batch = _compiled(tree, builder, sender, state)
         if batch is not None:
             return batch
     items = as_items(parse_json(body))
     for i, item in enumerate(items):
         validate_result_item(i, item, sender.host)
-    return _built(items, builder, sender)
+    return _built(items, builder, sender, state)
 
 
 class LogBody:
@@ -92,14 +98,22 @@ class LogBody:
             self.node_key = self._data.get("node_key")
             self.log_type = self._data.get("log_type")
 
-    def batch(self, builder: DocumentBuilder, sender: Sender, *, keep_status: bool) -> Batch:
+    def batch(
+        self,
+        builder: DocumentBuilder,
+        sender: Sender,
+        *,
+        keep_status: bool,
+        state: StateLines | None = None,
+    ) -> Batch:
         """The lines as documents. A line without ``hostIdentifier`` is the sender's;
         OtherHost when one names another host. Status lines are stored when
-        ``keep_status``, else counted as dropped."""
+        ``keep_status``, else counted as dropped. Stored result lines are also handed to
+        ``state``."""
         if self.log_type not in ("result", "status"):
             raise BadRequest("log_type must be 'result' or 'status'")
         if self._tree is not None and len(self._tree) <= self._max_lines:
-            batch = _compiled(self._tree, builder, sender)
+            batch = _compiled(self._tree, builder, sender, state)
             if batch is not None:
                 return batch
         if self._data is None:  # the accelerator read the body, and declined its lines
@@ -120,7 +134,7 @@ class LogBody:
         for i, line in enumerate(lines):
             line.setdefault("hostIdentifier", host)
             validate_result_item(i, line, host)
-        return _built(lines, builder, sender)
+        return _built(lines, builder, sender, state)
 
     def _lines(self, data: Any) -> list[dict[str, Any]]:
         if not isinstance(data, list):
@@ -158,14 +172,23 @@ def _longer_than(line: Any, limit: int) -> bool:
     return len(json.dumps(line, ensure_ascii=False)) > limit
 
 
-def _compiled(tree: Any, builder: DocumentBuilder, sender: Sender) -> Batch | None:
+def _compiled(
+    tree: Any, builder: DocumentBuilder, sender: Sender, state: StateLines | None
+) -> Batch | None:
     written = accelerator.results(tree, builder, sender.host, sender.allows)
     if written is None:
         return None
-    return Batch(len(tree), written.bulk, written.documents, builder.expired)
+    if state is not None:
+        state.from_bulk(written.bulk)
+    return Batch(len(tree), written.bulk, written.documents, builder.expired, state=state)
 
 
-def _built(lines: list[dict[str, Any]], builder: DocumentBuilder, sender: Sender) -> Batch:
+def _built(
+    lines: list[dict[str, Any]],
+    builder: DocumentBuilder,
+    sender: Sender,
+    state: StateLines | None = None,
+) -> Batch:
     """Checked result lines as documents, those of queries the sender may send."""
     allowed = lines
     if sender.allows is not None:
@@ -175,7 +198,7 @@ def _built(lines: list[dict[str, Any]], builder: DocumentBuilder, sender: Sender
         if not all(map(sender.allows, names)):
             allowed = [line for line in lines if sender.allows(line.get("name"))]
     try:
-        docs = builder.results(allowed)
+        docs = builder.results(allowed, state)
     except TooLarge as exc:
         raise PayloadTooLarge(str(exc)) from None
     return Batch(
@@ -184,4 +207,5 @@ def _built(lines: list[dict[str, Any]], builder: DocumentBuilder, sender: Sender
         len(docs),
         builder.expired,
         refused=len(lines) - len(allowed),
+        state=state,
     )

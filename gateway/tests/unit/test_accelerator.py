@@ -22,6 +22,7 @@ import pytest
 from flock_gateway import accelerator, rows, validation
 from flock_gateway.documents import Budget, DocumentBuilder, Tag
 from flock_gateway.errors import BadRequest, PayloadTooLarge
+from flock_gateway.state import StateLines
 
 HOST = "host-1"
 RECEIVED = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
@@ -88,17 +89,24 @@ def builder(budget: Budget) -> DocumentBuilder:
     return DocumentBuilder("flock", Tag(HOST, "Laptop", "osquery"), 30, RECEIVED, budget=budget)
 
 
-def python_path(body: bytes, budget: Budget) -> tuple[bytes, int, int, set[Any]] | None:
+# what a path makes of a body: its bulk lines, documents, expired rows, query names and
+# its current-state bulk lines (state.py: the accelerator's rows read back from its bulk)
+Made = tuple[bytes, int, int, set[Any], bytes]
+
+
+def python_path(body: bytes, budget: Budget) -> Made | None:
     names: set[Any] = set()
     sender = rows.Sender(HOST, lambda name: names.add(name) or True)
+    build = builder(budget)
+    state = StateLines(build, "flock-state")
     try:
-        batch = rows.submitted(body, builder(budget), sender)
+        batch = rows.submitted(body, build, sender, state)
     except (BadRequest, PayloadTooLarge):
         return None
-    return batch.bulk, batch.documents, batch.expired, names
+    return batch.bulk, batch.documents, batch.expired, names, state.bulk({})[0]
 
 
-def compiled_path(body: bytes, budget: Budget) -> tuple[bytes, int, int, set[Any]] | None:
+def compiled_path(body: bytes, budget: Budget) -> Made | None:
     tree = accelerator.parse(body, wrapped=False)
     if tree is None:
         return None
@@ -106,7 +114,9 @@ def compiled_path(body: bytes, budget: Budget) -> tuple[bytes, int, int, set[Any
     written = accelerator.results(tree, build, HOST, lambda name: names.add(name) or True)
     if written is None:
         return None
-    return written.bulk, written.documents, build.expired, names
+    state = StateLines(build, "flock-state")
+    state.from_bulk(written.bulk)
+    return written.bulk, written.documents, build.expired, names, state.bulk({})[0]
 
 
 UNLIMITED = Budget()
@@ -129,7 +139,7 @@ def test_plain_bodies_are_taken_and_written_as_the_python_path_writes_them():
     # a body whose rows all fall out of retention: nothing to write, all counted
     old = orjson.dumps([line(rng, unixTime=NOW - 40 * DAY, name="apps")])
     assert agree(old)
-    assert compiled_path(old, UNLIMITED) == (b"", 0, 1, {"apps"})
+    assert compiled_path(old, UNLIMITED) == (b"", 0, 1, {"apps"}, b"")
 
 
 def test_escapes_and_unicode_as_orjson_writes_them():

@@ -37,7 +37,8 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-# The kinds of index the gateway writes, each <prefix>-<kind>-<date>, and its registry.
+# The kinds of index the gateway writes, each <prefix>-<kind>-<date>, its registry and
+# its current-state index (<prefix>-state).
 DAILY_KINDS = ("results", "agent-logs", "status")
 NAME_FORMAT = "%Y.%m.%d-%H%M%S"
 
@@ -83,7 +84,7 @@ def _reason(answer: Any) -> str:
 
 
 def flock_indices(prefix: str) -> list[str]:
-    return [f"{prefix}-{kind}-*" for kind in DAILY_KINDS] + [f"{prefix}-agents"]
+    return [f"{prefix}-{kind}-*" for kind in DAILY_KINDS] + [f"{prefix}-agents", f"{prefix}-state"]
 
 
 def snapshots(cluster: Cluster, repository: str, prefix: str) -> list[dict[str, Any]]:
@@ -154,7 +155,9 @@ def restore(
             kept.append(index)
         elif index == registry and not with_agents:
             skipped.append(index)
-        elif index == registry or any(index.startswith(f"{prefix}-{k}-") for k in DAILY_KINDS):
+        elif index in (registry, f"{prefix}-state") or any(
+            index.startswith(f"{prefix}-{k}-") for k in DAILY_KINDS
+        ):
             wanted.append(index)
     if wanted:
         body = {

@@ -39,6 +39,7 @@ from ..validation import (
 from .agent_auth import parse_time, require_agent
 from .body import budget, limit_body, read_body
 from .storage_gate import require_storage
+from .stored import state_lines, store
 
 bp = Blueprint("flock", __name__)
 bp.before_request(require_storage)
@@ -62,7 +63,7 @@ def _register_fields() -> dict[str, Any]:
 
 
 def _builder(svc: Services, agent: Agent, body_size: int) -> DocumentBuilder:
-    tag = Tag(agent.username, agent.name, FLOCK_AGENT)
+    tag = Tag(agent.username, agent.name, FLOCK_AGENT, agent.platform, agent.os_version)
     return DocumentBuilder(
         svc.names.prefix,
         tag,
@@ -157,8 +158,10 @@ def submit() -> Response:
     agent = require_agent()
     body = read_body()
     allows = svc.schedule.allows if svc.config.strict_allowlist else None
-    batch = rows.submitted(body, _builder(svc, agent, len(body)), Sender(agent.username, allows))
-    result = svc.writer.write_lines(batch.bulk, batch.documents)
+    builder = _builder(svc, agent, len(body))
+    state = state_lines(svc, agent, builder)
+    batch = rows.submitted(body, builder, Sender(agent.username, allows), state)
+    result = store(svc, agent, batch, "flock")
     svc.metrics.inc("flock_rows_stored_total", result.stored, api="flock")
     svc.metrics.inc("flock_rows_expired_total", batch.expired, api="flock")
     svc.metrics.inc(

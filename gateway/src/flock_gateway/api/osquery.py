@@ -38,6 +38,7 @@ from .agent_auth import note_seen, parse_time
 from .body import Body, budget, request_body
 from .key_scan import MISSING, leading_member, trailing_member
 from .storage_gate import require_storage
+from .stored import state_lines, store
 
 bp = Blueprint("osquery", __name__, url_prefix="/osquery")
 bp.before_request(require_storage)
@@ -315,7 +316,7 @@ def log_endpoint() -> Response:
         return node_invalid("log")
     builder = DocumentBuilder(
         svc.names.prefix,
-        Tag(agent.username, agent.name, OSQUERY),
+        Tag(agent.username, agent.name, OSQUERY, agent.platform, agent.os_version),
         svc.config.retention_days,
         budget=budget(g.body_size),
         granularity=svc.config.index_granularity,
@@ -325,13 +326,14 @@ def log_endpoint() -> Response:
             builder,
             Sender(_host(agent), svc.schedule.allows),
             keep_status=svc.config.status_logs != "drop",
+            state=state_lines(svc, agent, builder) if log_body.log_type == "result" else None,
         )
     except OtherHost:
         # the laptop's identity changed (e.g. its host_identifier flag): re-enroll
         log.info("osquery rows name another host", extra={"agent": agent.username})
         return node_invalid("log")
-    result = svc.writer.write_lines(batch.bulk, batch.documents)
     kind = "osquery" if log_body.log_type == "result" else "osquery_status"
+    result = store(svc, agent, batch, kind)
     svc.metrics.inc("flock_rows_stored_total", result.stored, api=kind)
     svc.metrics.inc("flock_rows_expired_total", batch.expired, api=kind)
     svc.metrics.inc(

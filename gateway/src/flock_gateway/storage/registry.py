@@ -28,6 +28,7 @@ from elasticsearch import ConflictError, Elasticsearch, NotFoundError, helpers
 from ..auth import Agent, Generation, username_key
 from ..documents import iso
 from ..fields import FLOCK_AGENT
+from ..state import SnapshotMark
 from .errors import StorageUnavailable, translate_errors
 
 GENERATION_ID = "__generation__"
@@ -36,6 +37,8 @@ GENERATION_ID = "__generation__"
 GENERATION_CHANGES = 256
 # concurrent bumps conflict (each writes the document it read): each retries this often
 BUMP_ATTEMPTS = 30
+# the record's member keeping each snapshot query's mark (state.SnapshotMark as a list)
+SNAPSHOT_MARKS = "snapshot_marks"
 
 
 class AlreadyRegistered(Exception):
@@ -59,6 +62,8 @@ def _agent(source: dict[str, Any], hit: dict[str, Any] | None = None) -> Agent:
         reenroll_allowed=bool(source.get("reenroll_allowed", False)),
         reenrollments=int(source.get("reenrollments", 0)),
         pending=bool(source.get("pending", False)),
+        platform=source.get("platform"),
+        os_version=source.get("os_version"),
         doc_id=hit.get("_id"),
         seq_no=hit.get("_seq_no"),
         primary_term=hit.get("_primary_term"),
@@ -171,6 +176,52 @@ class Registry:
             doc={"last_seen": when, **fields},
             retry_on_conflict=3,
         )
+
+    @translate_errors
+    def set_os(self, agent: Agent, platform: str | None, os_version: str | None) -> None:
+        """Keep the host's platform and OS version (as its latest os_version row says)."""
+        self.client.update(
+            index=self.index,
+            id=agent.doc_id or username_key(agent.username),
+            doc={"platform": platform, "os_version": os_version},
+            retry_on_conflict=3,
+        )
+
+    @translate_errors
+    def snapshot_marks(self, agent: Agent) -> tuple[dict[str, SnapshotMark], int, int]:
+        """The host's snapshot marks (see :mod:`flock_gateway.state`), read now, and the
+        record's sequence number and primary term for :meth:`set_snapshot_marks`."""
+        resp = self.client.get(
+            index=self.index,
+            id=agent.doc_id or username_key(agent.username),
+            source_includes=[SNAPSHOT_MARKS],
+        )
+        stored = resp["_source"].get(SNAPSHOT_MARKS)
+        marks: dict[str, SnapshotMark] = {}
+        if isinstance(stored, dict):
+            for name, value in stored.items():
+                mark = SnapshotMark.read(value)
+                if mark is not None:
+                    marks[name] = mark
+        return marks, resp["_seq_no"], resp["_primary_term"]
+
+    @translate_errors
+    def set_snapshot_marks(
+        self, agent: Agent, marks: dict[str, SnapshotMark], seq_no: int, primary_term: int
+    ) -> None:
+        """Record the queries' new marks, only if the record is still as read
+        (StorageUnavailable otherwise: another request of the host changed them, and the
+        agent's resend recomputes from the newer marks)."""
+        try:
+            self.client.update(
+                index=self.index,
+                id=agent.doc_id or username_key(agent.username),
+                doc={SNAPSHOT_MARKS: {name: list(mark) for name, mark in marks.items()}},
+                if_seq_no=seq_no,
+                if_primary_term=primary_term,
+            )
+        except ConflictError:
+            raise StorageUnavailable("snapshot marks changed meanwhile: send again") from None
 
     @translate_errors
     def allow_reenroll(self, username: str) -> None:

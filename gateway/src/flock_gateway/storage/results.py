@@ -83,7 +83,8 @@ def bulk_items(answer: bytes) -> Sequence[dict[str, Any]]:
     the answer is parsed and walked."""
     if answer.startswith(_NO_ERRORS):
         return AllCreated(answer.count(b'"status":'))
-    return [item["create"] for item in orjson.loads(answer)["items"]]
+    # each item is keyed by its action: "create" (rows), "index" (current-state documents)
+    return [next(iter(item.values())) for item in orjson.loads(answer)["items"]]
 
 
 @dataclass
@@ -93,6 +94,9 @@ class WriteResult:
     quarantined: int = 0
     requests: int = 0
     errors: list[str] = field(default_factory=list)
+    # current-state documents: written, or already newer (a version conflict: done)
+    state_written: int = 0
+    state_refused: int = 0  # refused for their content (the rows' results are quarantined)
 
     @property
     def stored(self) -> int:
@@ -145,22 +149,44 @@ class BulkWriter:
     def write(self, docs: list[Doc]) -> WriteResult:
         return self.write_lines(ndjson.body(docs), len(docs))
 
-    def write_lines(self, lines: bytes, count: int) -> WriteResult:
-        """Write ``count`` documents given as their bulk lines (``create`` action, source)."""
+    def write_lines(
+        self, lines: bytes, count: int, state: bytes = b"", state_count: int = 0
+    ) -> WriteResult:
+        """Write ``count`` documents given as their bulk lines (``create`` action, source),
+        and ``state_count`` current-state documents (``index`` action with an external
+        version, source) in the same bulk: both are stored, or the write fails."""
         result = WriteResult()
-        if not count:
+        if not count + state_count:
             return result
-        items = self.batcher.submit(lines, count)
+        items = self.batcher.submit(lines + state if state_count else lines, count + state_count)
         result.requests += 1
         if type(items) is AllCreated:
-            result.created = len(items)
+            result.created = count
+            result.state_written = state_count
             return result
-        if len(items) != count:
-            raise StorageUnavailable(f"bulk answered {len(items)} items for {count} documents")
+        if len(items) != count + state_count:
+            raise StorageUnavailable(
+                f"bulk answered {len(items)} items for {count + state_count} documents"
+            )
         refused: list[tuple[int, str]] = []
         retry_statuses: set[int] = set()
         disk_blocked = 0
-        for position, item in enumerate(items):
+        for item in items[count:]:
+            status = item.get("status", 500)
+            if status in (200, 201, 409):  # 409: a newer version is there already
+                result.state_written += 1
+            elif status >= 500 or status in _RETRYABLE_ITEM_STATUSES:
+                retry_statuses.add(status)
+                result.errors.append(_error_type(item))
+                disk_blocked += is_disk_block(item.get("error"))
+            else:
+                result.state_refused += 1
+        if result.state_refused:
+            log.warning(
+                "current-state documents refused by the mapping were not stored",
+                extra={"refused": result.state_refused},
+            )
+        for position, item in enumerate(items[:count]):
             status = item.get("status", 500)
             if status in (200, 201):
                 result.created += 1
@@ -177,7 +203,8 @@ class BulkWriter:
                 "bulk items failed, asking the agent to retry",
                 extra={"failed": len(result.errors), "error_types": sorted(set(result.errors))},
             )
-            failed = f"{len(result.errors)} of {count} documents failed: {sorted(retry_statuses)}"
+            total = count + state_count
+            failed = f"{len(result.errors)} of {total} documents failed: {sorted(retry_statuses)}"
             if disk_blocked:
                 raise StorageFull(f"{failed}; {disk_blocked} in indices the disk watermark blocks")
             if retry_statuses == {429}:

@@ -10,6 +10,11 @@ Beside the age, an optional disk budget (``retention_max_bytes``): while the dai
 indices together (replicas included) take more than that, the oldest go first, oldest
 day first; an index whose period includes today (or a later day) is never deleted, since
 rows are being written to it.
+
+The current-state index (``<prefix>-state``) is not dated and never deleted: its present
+rows are what is true now, however old. Its tombstones (rows a ``removed`` line or a newer
+snapshot took away) are kept only as long as a late resend could still be stored, the
+retention period: the ones older than that go with each prune.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from ..fields import GATEWAY, KIND, PRESENT, STATE_ROW, TIMESTAMP
 from ..indices import DAILY_KINDS, IndexNames
 from .errors import translate_errors
 
@@ -132,8 +138,41 @@ def prune(
             deleted_for_budget=over,
         )
         doomed = doomed + over
-    report.update(dry_run=dry_run, changed=bool(doomed) and not dry_run)
+    tombstones = prune_tombstones(client, names, today - timedelta(days=retention_days), dry_run)
+    report.update(
+        state_tombstones_deleted=tombstones,
+        dry_run=dry_run,
+        changed=bool(doomed or tombstones) and not dry_run,
+    )
     return report
+
+
+def tombstone_query(cutoff: date) -> dict[str, Any]:
+    """The current-state tombstones stamped before ``cutoff`` (a UTC day)."""
+    return {
+        "bool": {
+            "filter": [
+                {"term": {f"{GATEWAY}.{KIND}": STATE_ROW}},
+                {"term": {f"{GATEWAY}.{PRESENT}": False}},
+                {"range": {TIMESTAMP: {"lt": cutoff.isoformat()}}},
+            ]
+        }
+    }
+
+
+@translate_errors
+def prune_tombstones(client: Elasticsearch, names: IndexNames, cutoff: date, dry_run: bool) -> int:
+    """Delete (or, ``dry_run``, count) the state index's tombstones older than ``cutoff``:
+    a line older than that is refused as expired, so none of them is needed any more."""
+    query = tombstone_query(cutoff)
+    if not client.indices.exists(index=names.state):
+        return 0
+    if dry_run:
+        return int(client.count(index=names.state, query=query)["count"])
+    resp = client.delete_by_query(
+        index=names.state, query=query, conflicts="proceed", refresh=True, slices="auto"
+    )
+    return int(resp.get("deleted", 0))
 
 
 def _delete(client: Elasticsearch, indices: list[str], dry_run: bool) -> None:

@@ -6,7 +6,13 @@ re-run reports "unchanged" and Ansible can tell when something changed.
 
 The fields the gateway itself writes into every daily index (``@timestamp`` and the
 ``flock`` object) are mapped once, in ``index_templates/mappings/gateway-fields.json``,
-and put into each daily kind's template as it is loaded.
+and put into each daily kind's template as it is loaded. The current-state index's
+template (``flock-state``) gets them too, and its ``data`` mapping is the results
+template's (one mapping of the client's columns for both).
+
+``setup-storage`` creates the two indices that are not made by their first write: the
+agent registry and the current-state index (the gateway's user may write documents
+there, never create indices).
 """
 
 from __future__ import annotations
@@ -20,10 +26,13 @@ from typing import Any
 
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
-from ..indices import DAILY_KINDS, IndexNames
+from ..fields import CLIENT
+from ..indices import DAILY_KINDS, RESULTS, STATE, IndexNames
 from .errors import translate_errors
 
 _DAILY_TEMPLATES = {f"flock-{kind}" for kind in DAILY_KINDS}
+_STATE_TEMPLATE = f"flock-{STATE}"
+_RESULTS_TEMPLATE = f"flock-{RESULTS}"
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,11 @@ def load_templates(names: IndexNames | None = None) -> list[Template]:
             continue
         body = json.loads(entry.read_text(encoding="utf-8"))
         name = entry.name[: -len(".json")]
-        if name in _DAILY_TEMPLATES:
+        if name == _STATE_TEMPLATE:
+            results = json.loads(folder.joinpath(f"{_RESULTS_TEMPLATE}.json").read_text("utf-8"))
+            data = results["template"]["mappings"]["properties"][CLIENT]
+            body["template"]["mappings"]["properties"][CLIENT] = data
+        if name in _DAILY_TEMPLATES or name == _STATE_TEMPLATE:
             props = body["template"]["mappings"]["properties"]
             shared = json.loads(gateway_fields)
             if set(shared) & set(props):
@@ -110,6 +123,27 @@ def ensure_registry_index(client: Elasticsearch, names: IndexNames) -> str:
     return "created"
 
 
+@translate_errors
+def ensure_state_index(client: Elasticsearch, names: IndexNames) -> str:
+    """Create the current-state index (its template gives the mapping), or put a newer
+    template's mapping on the existing index ("updated": fields are only ever added)."""
+    if not client.indices.exists(index=names.state):
+        try:
+            client.indices.create(index=names.state)
+        except BadRequestError as exc:
+            if "resource_already_exists_exception" in str(exc):
+                return "unchanged"
+            raise
+        return "created"
+    (tpl,) = [t for t in load_templates(names) if t.name == names.state]
+    wanted = tpl.body["template"]["mappings"]["properties"]
+    mapping = client.indices.get_mapping(index=names.state)[names.state]["mappings"]
+    if mapping.get("properties", {}) == wanted:
+        return "unchanged"
+    client.indices.put_mapping(index=names.state, properties=wanted)
+    return "updated"
+
+
 def _add_registry_fields(client: Elasticsearch, names: IndexNames) -> str:
     # The registry's mapping is strict: a field a newer gateway writes must be in the
     # existing index before it is written, or every write to the record would fail.
@@ -138,7 +172,10 @@ def missing_templates(client: Elasticsearch, names: IndexNames) -> list[str]:
 def setup_storage(client: Elasticsearch, names: IndexNames) -> dict[str, Any]:
     report: dict[str, Any] = {"templates": install_templates(client, names)}
     report["registry_index"] = ensure_registry_index(client, names)
-    report["changed"] = report["registry_index"] != "unchanged" or any(
-        v != "unchanged" for v in report["templates"].values()
+    report["state_index"] = ensure_state_index(client, names)
+    report["changed"] = (
+        report["registry_index"] != "unchanged"
+        or report["state_index"] != "unchanged"
+        or any(v != "unchanged" for v in report["templates"].values())
     )
     return report

@@ -1,0 +1,80 @@
+"""Storing a result request's rows together with the host's current state.
+
+Both result endpoints (``/submit``, ``/osquery/log``) end here: the rows' documents and
+their current-state documents (:mod:`flock_gateway.state`) go to Elasticsearch in one
+bulk, and the request is answered only once both are stored. Around that write, the
+host's registry record gives and keeps what the state needs: the snapshot marks (read
+before, recorded after the bulk, so a failure in between is a 503 whose resend writes
+the same again) and the platform and OS version its os_version rows tell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+from flask import g
+
+from ..auth import Agent
+from ..documents import DocumentBuilder
+from ..logging import get_logger
+from ..rows import Batch
+from ..services import Services
+from ..state import StateLines, host_lines
+from ..storage.errors import StorageError
+from ..storage.results import WriteResult
+
+log = get_logger("state")
+
+
+def state_lines(svc: Services, agent: Agent, builder: DocumentBuilder) -> StateLines:
+    """The request's current-state documents, filled in while its rows are built."""
+    return StateLines(builder, svc.names.state, agent.platform, agent.os_version)
+
+
+def store(svc: Services, agent: Agent, batch: Batch, api: str) -> WriteResult:
+    """Write the batch's rows and state; raises a StorageError (503/429/507) unless all
+    of it is stored."""
+    state = batch.state
+    if state is None:
+        return svc.writer.write_lines(batch.bulk, batch.documents)
+    marks = {}
+    version = None
+    if state.snapshots:
+        marks, *version = svc.registry.snapshot_marks(agent)
+    lines, count, changed = state.bulk(marks)
+    os_changed = state.os is not None and (state.platform, state.os_version) != (
+        agent.platform,
+        agent.os_version,
+    )
+    seen = g.pop("seen_at", None)
+    if seen is not None or os_changed:
+        now = datetime.now(tz=UTC)
+        lines += host_lines(
+            svc.names.state,
+            username=agent.username,
+            name=agent.name,
+            source=agent.source,
+            last_seen=seen or agent.last_seen or state.builder._gateway["received_at"],
+            seen_ms=int(now.timestamp() * 1000),
+            platform=state.platform,
+            os_version=state.os_version,
+        )
+        count += 1
+    result = svc.writer.write_lines(batch.bulk, batch.documents, lines, count)
+    if changed and version:
+        svc.registry.set_snapshot_marks(agent, changed, *version)
+    if os_changed:
+        try:
+            svc.registry.set_os(agent, state.platform, state.os_version)
+        except StorageError:
+            # the state documents carry it already; the next os_version row tries again
+            log.warning("could not record the host's platform", extra={"agent": agent.username})
+        else:
+            svc.authenticator.cache.replace(
+                dataclasses.replace(agent, platform=state.platform, os_version=state.os_version)
+            )
+    svc.metrics.inc("flock_state_documents_total", result.state_written, api=api)
+    if state.unordered:
+        svc.metrics.inc("flock_state_unordered_total", state.unordered, api=api)
+    return result

@@ -1,0 +1,318 @@
+"""The current state: what each host's queries return now, as documents of ``<prefix>-state``.
+
+Beside the history (one results document per row and line), the gateway keeps, per host
+and query, the rows that are true now:
+
+* a differential ``added`` line makes its row's document present, a ``removed`` line
+  makes it absent (``flock.present: false``: a tombstone, so that a late resend of the
+  ``added`` line cannot bring it back). The document's id is made of the host, the query
+  and the row's columns, so both lines of one row reach one document.
+* a snapshot line replaces the host's rows of that query: its rows are written to the
+  query's *slots* (ids made of the host, the query and the row's position), and the slots
+  the host's earlier, larger snapshots used beyond them become tombstones. How many
+  slots a host's query ever used, and the time of its newest snapshot, are kept on the
+  host's registry record (:class:`SnapshotMark`): the gateway may read its registry, never
+  the state index.
+
+Every state document is written with an external version made of its line's own time
+(``unixTime``, then ``counter``): Elasticsearch keeps the newest and refuses an older
+write (a ``version_conflict``, which the writer counts as done), so a resent batch
+changes nothing and a late line or snapshot cannot undo a newer one, in any order.
+Lines without a time of their own within the accepted range (see
+:func:`~.documents.row_time`) have no place in that order and are not written here.
+
+Module of pure logic: :class:`StateLines` turns one request's lines into bulk lines;
+``api/stored.py`` reads and writes the marks and the registry's platform fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import orjson
+
+from . import fields
+from .documents import (
+    CLIENT_KEY,
+    ID_DIGITS,
+    MAX_FUTURE,
+    DocumentBuilder,
+    canonical_bytes,
+    id_prefix,
+    iso,
+    parse_epoch,
+)
+
+# A version is the line's unixTime shifted left by this many bits, with its counter (the
+# query's run number, capped) below: later seconds always win, and of two lines of one
+# second the later run does.
+COUNTER_BITS = 20
+MAX_COUNTER = (1 << COUNTER_BITS) - 1
+# Lines stamped before 1971 have no time of their own (documents.row_time says so too).
+EARLIEST = 365 * 86_400
+
+ROW_IDS = "state-row"
+SLOT_IDS = "state-slot"
+HOST_IDS = "state-host"
+
+
+def line_version(unix_time: Any, counter: Any, received_seconds: float) -> int | None:
+    """The external version of a line stamped ``unix_time`` (run ``counter``), or None
+    when the line has no usable time of its own."""
+    seconds = parse_epoch(unix_time)
+    if seconds is None or seconds < EARLIEST:
+        return None
+    if seconds > received_seconds + MAX_FUTURE.total_seconds():
+        return None
+    run = parse_epoch(counter)
+    run = 0 if run is None or run < 0 else min(run, MAX_COUNTER)
+    return (seconds << COUNTER_BITS) | run
+
+
+def platform_of(columns: Mapping[str, Any]) -> str | None:
+    """The platform family of an ``os_version`` row: ``darwin``, ``windows``, or ``linux``
+    for anything else osquery reports; None without a platform column."""
+    words = [columns.get(c) for c in fields.OS_PLATFORM_COLUMNS]
+    words = [w.lower() for w in words if isinstance(w, str) and w]
+    if not words:
+        return None
+    for family in (fields.DARWIN, fields.WINDOWS):
+        if any(family in w.split() or w == family for w in words):
+            return family
+    return fields.LINUX
+
+
+class OsInfo(NamedTuple):
+    platform: str | None
+    version: str | None
+    at: int  # the line version it was read from: the newest wins
+
+
+class SnapshotMark(NamedTuple):
+    """What the registry keeps of a host's query answered by snapshots."""
+
+    version: int  # the newest snapshot's line version
+    size: int  # its rows
+    slots: int  # the most slots any of its snapshots used (tombstones beyond ``size``)
+
+    @classmethod
+    def read(cls, value: Any) -> SnapshotMark | None:
+        if (
+            isinstance(value, list)
+            and len(value) == 3
+            and all(type(v) is int and v >= 0 for v in value)
+        ):
+            return cls(*value)
+        return None
+
+
+@dataclass
+class _Snapshot:
+    name: str
+    version: int
+    timestamp: str
+    base: dict[str, Any]
+    rows: list[Any]
+
+
+@dataclass
+class _Row:
+    timestamp: str
+    ident: str
+    version: int
+    present: bool
+    data: bytes  # the client's line, canonical JSON
+
+
+@dataclass
+class StateLines:
+    """One request's state documents: collected while its lines are built, written out
+    by :meth:`bulk` once the host's snapshot marks are known."""
+
+    builder: DocumentBuilder
+    index: str
+    platform: str | None = None
+    os_version: str | None = None
+    rows: list[_Row] = field(default_factory=list)
+    snapshots: list[_Snapshot] = field(default_factory=list)
+    os: OsInfo | None = None
+    unordered: int = 0  # lines without a time of their own: not in the state
+
+    def __post_init__(self) -> None:
+        username = self.builder.tag.username
+        self._rows = hashlib.sha256(id_prefix(username, ROW_IDS))
+        self._slots = hashlib.sha256(id_prefix(username, SLOT_IDS))
+        self._received = self.builder.received.timestamp()
+        self._times: dict[int, str] = {}
+
+    def _version(self, line: Mapping[str, Any]) -> int | None:
+        version = line_version(line.get("unixTime"), line.get("counter"), self._received)
+        if version is None:
+            self.unordered += 1
+        return version
+
+    def _timestamp(self, version: int) -> str:
+        seconds = version >> COUNTER_BITS
+        text = self._times.get(seconds)
+        if text is None:
+            text = self._times[seconds] = iso(datetime.fromtimestamp(seconds, tz=UTC))
+        return text
+
+    def differential(self, line: Mapping[str, Any], canon: bytes) -> None:
+        """A stored differential line (``canon``: its canonical JSON)."""
+        action = line.get("action")
+        if action not in ("added", "removed"):
+            return
+        name = line.get(fields.QUERY_NAME)
+        columns = line.get(fields.COLUMNS)
+        if not isinstance(name, str) or not isinstance(columns, dict):
+            return
+        version = self._version(line)
+        if version is None:
+            return
+        digest = self._rows.copy()
+        digest.update(name.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+        digest.update(canonical_bytes(columns))
+        present = action == "added"
+        ident = digest.hexdigest()[:ID_DIGITS]
+        self.rows.append(_Row(self._timestamp(version), ident, version, present, canon))
+        if present and name == fields.OS_VERSION_QUERY:
+            self._note_os(columns, version)
+
+    def from_bulk(self, bulk: bytes) -> None:
+        """The differential lines of results bulk lines (what the compiled accelerator
+        wrote: plain lines only, the client's line last in each source)."""
+        lines = bulk.split(b"\n")
+        for source in lines[1::2]:
+            start = source.find(b',"%b":' % CLIENT_KEY.encode())
+            if start < 0:
+                continue
+            canon = source[start + len(CLIENT_KEY) + 4 : -1]
+            self.differential(orjson.loads(canon), canon)
+
+    def snapshot(self, line: Mapping[str, Any]) -> None:
+        """A stored snapshot line (its ``snapshot`` a list of rows)."""
+        name = line.get(fields.QUERY_NAME)
+        if not isinstance(name, str):
+            return
+        version = self._version(line)
+        if version is None:
+            return
+        base = {k: v for k, v in line.items() if k != "snapshot"}
+        base.setdefault("action", "snapshot")
+        rows = list(line["snapshot"])
+        self.snapshots.append(_Snapshot(name, version, self._timestamp(version), base, rows))
+        if name == fields.OS_VERSION_QUERY:
+            for row in rows:
+                if isinstance(row, dict):
+                    self._note_os(row, version)
+
+    def _note_os(self, columns: Mapping[str, Any], version: int) -> None:
+        if self.os is not None and self.os.at > version:
+            return
+        release = columns.get(fields.OS_VERSION_COLUMN)
+        platform = platform_of(columns)
+        if platform is None and not isinstance(release, str):
+            return
+        self.os = OsInfo(platform, release if isinstance(release, str) else None, version)
+
+    def queries(self) -> set[str]:
+        """The queries whose snapshot marks :meth:`bulk` needs."""
+        return {s.name for s in self.snapshots}
+
+    def bulk(self, marks: Mapping[str, SnapshotMark]) -> tuple[bytes, int, dict[str, SnapshotMark]]:
+        """(bulk lines, documents, the marks that changed) given the host's current
+        ``marks``. A snapshot not newer than its query's mark is stale: nothing of it."""
+        if self.os is not None:
+            self.platform = self.os.platform or self.platform
+            self.os_version = self.os.version or self.os_version
+        gateway = {**self.builder._gateway, fields.KIND: fields.STATE_ROW}
+        if self.platform is not None:
+            gateway[fields.PLATFORM] = self.platform
+        if self.os_version is not None:
+            gateway[fields.OS_VERSION] = self.os_version
+        flock = {
+            present: orjson.dumps({**gateway, fields.PRESENT: present}) for present in (True, False)
+        }
+        head = b'{"index":{"_index":%b,"_id":"' % orjson.dumps(self.index)
+        out: list[bytes] = []
+        for row in self.rows:
+            out.append(_lines(head, row, flock[row.present]))
+        changed: dict[str, SnapshotMark] = {}
+        current = dict(marks)
+        for snap in sorted(self.snapshots, key=lambda s: s.version):
+            mark = current.get(snap.name)
+            if mark is not None and snap.version <= mark.version:
+                continue
+            slots = max(len(snap.rows), mark.slots if mark is not None else 0)
+            current[snap.name] = changed[snap.name] = SnapshotMark(
+                snap.version, len(snap.rows), slots
+            )
+            for row in self._slot_rows(snap, slots):
+                out.append(_lines(head, row, flock[row.present]))
+        return b"".join(out), len(out), changed
+
+    def _slot_rows(self, snap: _Snapshot, slots: int) -> Iterable[_Row]:
+        prefix = self._slots.copy()
+        prefix.update(snap.name.encode("utf-8", "surrogatepass"))
+        gone = canonical_bytes(snap.base)
+        for slot in range(slots):
+            digest = prefix.copy()
+            digest.update(b"\x00%d" % slot)
+            ident = digest.hexdigest()[:ID_DIGITS]
+            if slot < len(snap.rows):
+                data = canonical_bytes({**snap.base, fields.COLUMNS: snap.rows[slot]})
+                yield _Row(snap.timestamp, ident, snap.version, True, data)
+            else:
+                yield _Row(snap.timestamp, ident, snap.version, False, gone)
+
+
+def _lines(head: bytes, row: _Row, flock: bytes) -> bytes:
+    return b'%b%b","version":%d,"version_type":"external"}}\n{"%b":"%b","%b":%b,"%b":%b}\n' % (
+        head,
+        row.ident.encode(),
+        row.version,
+        fields.TIMESTAMP.encode(),
+        row.timestamp.encode(),
+        fields.GATEWAY.encode(),
+        flock,
+        CLIENT_KEY.encode(),
+        row.data,
+    )
+
+
+def host_lines(
+    index: str,
+    *,
+    username: str,
+    name: str,
+    source: str,
+    last_seen: str,
+    seen_ms: int,
+    platform: str | None,
+    os_version: str | None,
+) -> bytes:
+    """The bulk lines of the host's one ``host`` document (version: ``last_seen`` in
+    milliseconds, so an older write never replaces a newer one)."""
+    gateway: dict[str, Any] = {
+        fields.USERNAME: username,
+        fields.NAME: name,
+        fields.SOURCE: source,
+        fields.KIND: fields.STATE_HOST,
+        fields.LAST_SEEN: last_seen,
+    }
+    if platform is not None:
+        gateway[fields.PLATFORM] = platform
+    if os_version is not None:
+        gateway[fields.OS_VERSION] = os_version
+    digest = hashlib.sha256(id_prefix(username.lower(), HOST_IDS)).hexdigest()[:ID_DIGITS]
+    action = {
+        "index": {"_index": index, "_id": digest, "version": seen_ms, "version_type": "external"}
+    }
+    source_doc = {fields.TIMESTAMP: last_seen, fields.GATEWAY: gateway}
+    return orjson.dumps(action) + b"\n" + orjson.dumps(source_doc) + b"\n"
