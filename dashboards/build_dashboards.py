@@ -53,7 +53,7 @@ HERE = Path(__file__).resolve().parent
 OUTPUT = HERE / "flock-dashboards.ndjson"
 PANEL_VERSION = "8.9.0"
 DATA_VIEW_PATTERN = IndexNames().daily_pattern(RESULTS)
-STATE_INDEX = IndexNames().prefixed("flock-state")
+STATE_INDEX = IndexNames().state
 
 
 def data_view(view_id=DATA_VIEW_ID, pattern=DATA_VIEW_PATTERN, name="Flock results"):

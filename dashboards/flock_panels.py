@@ -13,16 +13,17 @@ or may not return.
 
 from __future__ import annotations
 
-from flock_gateway.fields import client_field
+from flock_gateway.fields import DARWIN, client_field
+from flock_gateway.fields import LINUX as LINUX_PLATFORM
 from kibana_lens import (
     AGENT_NAME,
     HISTORY,
     HOST,
     HOSTS_NOW,
-    LAST_SEEN,
+    LAST_SEEN_FIELD,
     NOW,
-    OS_VERSION,
-    PLATFORM,
+    OS_VERSION_FIELD,
+    PLATFORM_FIELD,
     QUERY,
     bars_over_time,
     count,
@@ -38,8 +39,8 @@ from kibana_lens import (
     terms,
 )
 
-MACOS = platform_is("darwin")
-LINUX = platform_is("linux")
+MACOS = platform_is(DARWIN)
+LINUX = platform_is(LINUX_PLATFORM)
 CHANGED = "Last changed"  # a state row's @timestamp: the line that last changed it
 
 
@@ -402,8 +403,8 @@ def linux_panels():
 LAST_DAY = {"from": "now-24h", "to": "now"}
 # A host is silent when it has not sent results for this many days.
 SILENT_DAYS = 7
-SEEN_RECENTLY = f'{LAST_SEEN} >= "now-{SILENT_DAYS}d"'
-SILENT = f'{LAST_SEEN} < "now-{SILENT_DAYS}d"'
+SEEN_RECENTLY = f'{LAST_SEEN_FIELD} >= "now-{SILENT_DAYS}d"'
+SILENT = f'{LAST_SEEN_FIELD} < "now-{SILENT_DAYS}d"'
 
 
 def fleet_panels():
@@ -415,7 +416,7 @@ def fleet_panels():
                 "flock-fleet-hosts-last-day",
                 "[Flock fleet] Hosts reporting in the last day",
                 "Distinct hosts that sent results in the last 24 hours.",
-                ("hosts", hosts("Hosts reporting", kql=f'{LAST_SEEN} >= "now-24h"')),
+                ("hosts", hosts("Hosts reporting", kql=f'{LAST_SEEN_FIELD} >= "now-24h"')),
                 [],
                 source=HOSTS_NOW,
             ),
@@ -472,10 +473,10 @@ def fleet_panels():
                 [
                     ("host", terms(HOST, "Host", size=1000)),
                     ("agent", terms(AGENT_NAME, "Agent name", size=1, missing=True)),
-                    ("platform", terms(PLATFORM, "Platform", size=1, missing=True)),
-                    ("os", terms(OS_VERSION, "OS version", size=1, missing=True)),
+                    ("platform", terms(PLATFORM_FIELD, "Platform", size=1, missing=True)),
+                    ("os", terms(OS_VERSION_FIELD, "OS version", size=1, missing=True)),
                 ],
-                [("seen", last_seen("Last seen", LAST_SEEN))],
+                [("seen", last_seen("Last seen", LAST_SEEN_FIELD))],
                 [],
                 sort=("seen", "asc"),
                 source=(HOSTS_NOW[0], f"{HOSTS_NOW[1]} and {SILENT}"),
@@ -490,7 +491,7 @@ def fleet_panels():
                 "Hosts whose system disk is unencrypted now.",
                 no_disk_encryption,
                 extra_rows=[
-                    ("platform", terms(PLATFORM, "Platform", size=1, missing=True)),
+                    ("platform", terms(PLATFORM_FIELD, "Platform", size=1, missing=True)),
                     ("type", terms(result_column("name"), "Disk", size=3)),
                 ],
             ),

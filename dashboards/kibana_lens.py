@@ -10,8 +10,15 @@ from __future__ import annotations
 
 from flock_gateway.fields import (
     COLUMNS,
+    KIND,
+    LAST_SEEN,
     NAME,
+    OS_VERSION,
+    PLATFORM,
+    PRESENT,
     QUERY_NAME,
+    STATE_HOST,
+    STATE_ROW,
     TIMESTAMP,
     USERNAME,
     client_field,
@@ -31,18 +38,17 @@ TIME_FIELD = TIMESTAMP
 HOST = gateway_field(USERNAME)
 AGENT_NAME = gateway_field(NAME)
 QUERY = client_field(QUERY_NAME)
-# The gateway's fields of the current state (issue 23's contract): the host's platform
-# family (osquery's words: darwin, linux, windows) and OS version, known from its own
-# os_version rows; what a state document is (an osquery row, or a host); whether the row is
-# there now; when the host last sent results.
-PLATFORM = gateway_field("platform")
-OS_VERSION = gateway_field("os_version")
-KIND = gateway_field("kind")
-PRESENT = gateway_field("present")
-LAST_SEEN = gateway_field("last_seen")
+# The gateway's fields of the current state: the host's platform family (osquery's words:
+# darwin, linux, windows) and OS version, known from its own os_version rows; what a state
+# document is (an osquery row, or a host); whether the row is there now; when the host last
+# sent results.
+PLATFORM_FIELD = gateway_field(PLATFORM)
+OS_VERSION_FIELD = gateway_field(OS_VERSION)
+KIND_FIELD = gateway_field(KIND)
+LAST_SEEN_FIELD = gateway_field(LAST_SEEN)
 # What "now" panels count: rows present now (a removed row stays as a tombstone).
-ROWS_NOW = f"{KIND} : row and {PRESENT} : true"
-HOST_DOCS = f"{KIND} : host"
+ROWS_NOW = f"{KIND_FIELD} : {STATE_ROW} and {gateway_field(PRESENT)} : true"
+HOST_DOCS = f"{KIND_FIELD} : {STATE_HOST}"
 
 
 def result_column(name):
@@ -151,7 +157,7 @@ def query_is(name):
 
 def platform_is(platform):
     """Rows of hosts of one platform family (``flock.platform``, set by the gateway)."""
-    return phrase(PLATFORM, platform)
+    return phrase(PLATFORM_FIELD, platform)
 
 
 def _filters_and_refs(filters, data_view):
