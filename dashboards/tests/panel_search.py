@@ -228,6 +228,8 @@ def build(panel: Panel, objects: list[dict[str, Any]], prefix: str) -> PanelSear
     if len(layers) != 1:
         raise Unsupported("more than one layer")
     (layer,) = layers.values()
+    if layer.get("sampling", 1) != 1:
+        raise Unsupported("a sampled layer (random_sampler) is not translated")
     view = data_view_of(vis, objects)["attributes"]
     index = ",".join(
         prefix + p[len("flock") :] if p.startswith("flock") else p for p in view["title"].split(",")
