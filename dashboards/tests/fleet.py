@@ -34,6 +34,7 @@ them panel by panel):
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import sys
@@ -126,8 +127,6 @@ class Mac:
         return out
 
     def submit(self, at: int, lines: list[dict]) -> None:
-        import base64
-
         auth = base64.b64encode(f"{self.uuid}:{self.token}".encode()).decode()
         with clock_at(at + 30):
             res = self.client.post(

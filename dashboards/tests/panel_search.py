@@ -10,9 +10,10 @@ One translator for every panel (never a query written by hand per panel):
   restored with the dashboard), as Elasticsearch date math (``now-24h``): the same instants
   Kibana computes, give or take the moment ``now`` is taken. A data view without a time field
   ignores the time picker, in Kibana and here;
-* query: the Lens state's KQL (``kql.py``: the subset the panels use, or an error);
-* filters: each enabled filter's stored ``query`` (what Kibana sends), in ``bool.filter``,
-  or ``bool.must_not`` when negated;
+* query: the Lens state's KQL and the dashboard's (``kql.py``: the subset the panels use,
+  or an error);
+* filters: each enabled filter's stored ``query`` (what Kibana sends), the panel's and the
+  dashboard's, in ``bool.filter``, or ``bool.must_not`` when negated;
 * aggregations: the layer's bucket columns in ``columnOrder``, nested (``terms`` with its
   size, order and missing bucket; ``date_histogram``), and at every level the metric columns
   (``count``, ``unique_count`` -> ``cardinality``, ``last_value`` -> ``top_hits`` of the
@@ -28,7 +29,7 @@ raises :class:`Unsupported` so the test says the panel cannot be checked, never 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dashboards.tests.kql import KqlUnsupported, to_es_query
@@ -47,7 +48,9 @@ class Panel:
 
     dashboard: str
     vis: dict[str, Any]
-    time_range: dict[str, str] | None  # None: the data view has no time field
+    time_range: dict[str, str]
+    # the dashboard's own query and filters, which Kibana applies to every panel
+    search_source: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,11 +69,14 @@ def panels(objects: list[dict[str, Any]]) -> list[Panel]:
         attrs = dash["attributes"]
         refs = {r["name"]: r for r in dash["references"]}
         dash_range = {"from": attrs.get("timeFrom", "now-15m"), "to": attrs.get("timeTo", "now")}
+        search_source = json.loads(
+            attrs.get("kibanaSavedObjectMeta", {}).get("searchSourceJSON", "{}")
+        )
         for panel in json.loads(attrs["panelsJSON"]):
             ref = refs[f"{panel['panelIndex']}:{panel['panelRefName']}"]
             vis = by_ref[(ref["type"], ref["id"])]
             time_range = panel.get("embeddableConfig", {}).get("timeRange") or dash_range
-            out.append(Panel(attrs["title"], vis, time_range))
+            out.append(Panel(attrs["title"], vis, time_range, search_source))
     return out
 
 
@@ -243,14 +249,20 @@ def build(panel: Panel, objects: list[dict[str, Any]], prefix: str) -> PanelSear
         clauses.append(
             {"range": {time_field: {"gte": time_range["from"], "lte": time_range["to"]}}}
         )
-    if state.get("query", {}).get("language", "kuery") != "kuery":
-        raise Unsupported("only KQL queries are translated")
-    if state.get("query", {}).get("query", "").strip():
-        clauses.append(_kql(state["query"]["query"]))
-    for flt in state.get("filters", []):
-        if flt.get("meta", {}).get("disabled"):
-            continue
-        (must_not if flt["meta"].get("negate") else clauses).append(_filter_query(flt))
+    # the panel's query and filters, and the dashboard's (unless the layer ignores them)
+    sources = [state]
+    if not layer.get("ignoreGlobalFilters"):
+        sources.append(panel.search_source)
+    for source in sources:
+        query = source.get("query") or {}
+        if query.get("language", "kuery") != "kuery":
+            raise Unsupported("only KQL queries are translated")
+        if str(query.get("query", "")).strip():
+            clauses.append(_kql(query["query"]))
+        for flt in source.get("filter", source.get("filters", [])):
+            if flt.get("meta", {}).get("disabled"):
+                continue
+            (must_not if flt["meta"].get("negate") else clauses).append(_filter_query(flt))
 
     columns = layer["columns"]
     order = layer["columnOrder"]
@@ -311,5 +323,5 @@ def rows(search: PanelSearch, response: dict[str, Any]) -> list[dict[str, Any]]:
 
 def run(es: Any, panel: Panel, objects: list[dict[str, Any]], prefix: str) -> list[dict]:
     search = build(panel, objects, prefix)
-    response = es.search(index=search.index, body=search.body, allow_no_indices=True)
+    response = es.search(index=search.index, allow_no_indices=True, **search.body)
     return rows(search, dict(response))
