@@ -10,7 +10,9 @@ every agent busy for --seconds and measures:
 
   * gateway: registered agents (or enrolled osquery hosts) posting to the gateway;
   * direct:  the same number of clients posting ``_bulk`` with the same documents
-    (same template, ids of the same shape as the gateway's) straight to the node.
+    (same template, ids of the same shape as the gateway's) straight to the node: each
+    row's results document and its current-state document (``index`` with an external
+    version, into an index made as the gateway's state index, ``<prefix>-state-direct``).
     ``--direct-ids`` adds direct sides with other id shapes, to show what the id shape
     costs Elasticsearch.
 
@@ -80,7 +82,8 @@ from profile_top import summarise
 from flock_gateway.documents import DocumentBuilder, Tag, daily_index
 from flock_gateway.fields import FLOCK_AGENT, OSQUERY
 from flock_gateway.indices import IndexNames
-from flock_gateway.storage.templates import setup_storage
+from flock_gateway.state import StateLines
+from flock_gateway.storage.templates import load_templates, setup_storage
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles" / "gateway"
@@ -387,13 +390,37 @@ def direct_parts(prefix: str, host: str, load: Load, ids: str, days_back: int) -
     rows = rows_template(host, load.rows, OSQUERY_QUERY if load.osquery else "apps")
     builder = DocumentBuilder(prefix, Tag(host, "", source), 90, received=datetime.now(tz=UTC))
     index = daily_index(prefix, "results", datetime.fromtimestamp(TIME_MARK - days_back * DAY, UTC))
+    state = StateLines(builder, direct_state_index(prefix))
     lines = []
-    for doc in builder.results(rows):
+    for doc in builder.results(rows, state):
         # the gateway's id is a hash of the row; here the load generator makes each unique
         _id = doc.id[:30] + MARK if ids == "numbered" else ID_MARK.decode()
         action = {"create": {"_index": index, "_id": _id}}
         lines += [json.dumps(action), json.dumps(doc.source, ensure_ascii=False)]
+    # each row's current-state document, as the gateway writes it (fresh ids: every row
+    # of the load is new, so none is refused for its version)
+    state_lines = state.bulk({})[0].decode().splitlines()
+    for action_line, source_line in zip(state_lines[::2], state_lines[1::2], strict=True):
+        action = json.loads(action_line)
+        action["index"]["_id"] = (
+            ID_MARK.decode() if ids != "numbered" else action["index"]["_id"][:30] + MARK
+        )
+        lines += [json.dumps(action), source_line]
     return parts("\n".join(lines) + "\n")
+
+
+def direct_state_index(prefix: str) -> str:
+    return f"{prefix}-state-direct"
+
+
+def make_direct_state_index(es: Elasticsearch, prefix: str) -> None:
+    """The direct side's state index: the gateway's state index's settings and mapping."""
+    names = IndexNames(prefix)
+    (tpl,) = [t for t in load_templates(names) if t.name == names.state]
+    body = tpl.body["template"]
+    es.indices.create(
+        index=direct_state_index(prefix), settings=body["settings"], mappings=body["mappings"]
+    )
 
 
 class Bench:
@@ -775,6 +802,7 @@ def main() -> int:
     ):
         es = Elasticsearch(es_url, request_timeout=60)
         setup_storage(es, IndexNames(prefix))
+        make_direct_state_index(es, prefix)
         es_pid = listener_pid(int(es_url.rsplit(":", 1)[1]))
         if es_pid is None:
             print("cannot find the Elasticsearch process: its CPU is not reported")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from elasticsearch import Elasticsearch
 from flask import current_app
@@ -12,6 +12,7 @@ from .config import Config
 from .indices import IndexNames
 from .metrics import Metrics
 from .schedule import Schedule
+from .state import SeenHosts
 from .storage.readiness import Readiness
 from .storage.registry import Registry
 from .storage.results import BulkWriter
@@ -30,6 +31,8 @@ class Services:
     schedule: Schedule
     metrics: Metrics
     readiness: Readiness
+    # when this process last wrote each host's current-state host document
+    seen_hosts: SeenHosts = field(default_factory=SeenHosts)
 
 
 def services() -> Services:

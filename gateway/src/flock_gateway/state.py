@@ -28,7 +28,8 @@ Module of pure logic: :class:`StateLines` turns one request's lines into bulk li
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -114,18 +115,19 @@ class SnapshotMark(NamedTuple):
 class _Snapshot:
     name: str
     version: int
-    timestamp: str
     base: dict[str, Any]
     rows: list[Any]
 
 
-@dataclass
-class _Row:
-    timestamp: str
-    ident: str
+class _Row(NamedTuple):
     version: int
     present: bool
+    ident: bytes
     data: bytes  # the client's line, canonical JSON
+
+
+_ACTIONS = {"added": True, "removed": False}
+_SORTED = orjson.OPT_SORT_KEYS
 
 
 @dataclass
@@ -147,10 +149,19 @@ class StateLines:
         self._rows = hashlib.sha256(id_prefix(username, ROW_IDS))
         self._slots = hashlib.sha256(id_prefix(username, SLOT_IDS))
         self._received = self.builder.received.timestamp()
+        # a request's lines share a few times, queries and runs: each worked out once
         self._times: dict[int, str] = {}
+        self._versions: dict[tuple[Any, Any], int | None] = {}
+        self._queries: dict[str, Any] = {}
 
     def _version(self, line: Mapping[str, Any]) -> int | None:
-        version = line_version(line.get("unixTime"), line.get("counter"), self._received)
+        key = (line.get("unixTime"), line.get("counter"))
+        try:
+            version = self._versions[key]
+        except KeyError:
+            version = self._versions[key] = line_version(*key, self._received)
+        except TypeError:  # an unhashable value: never a time
+            version = None
         if version is None:
             self.unordered += 1
         return version
@@ -164,8 +175,8 @@ class StateLines:
 
     def differential(self, line: Mapping[str, Any], canon: bytes) -> None:
         """A stored differential line (``canon``: its canonical JSON)."""
-        action = line.get("action")
-        if action not in ("added", "removed"):
+        present = _ACTIONS.get(line.get("action"))  # type: ignore[arg-type]
+        if present is None:
             return
         name = line.get(fields.QUERY_NAME)
         columns = line.get(fields.COLUMNS)
@@ -174,26 +185,30 @@ class StateLines:
         version = self._version(line)
         if version is None:
             return
-        digest = self._rows.copy()
-        digest.update(name.encode("utf-8", "surrogatepass"))
-        digest.update(b"\x00")
-        digest.update(canonical_bytes(columns))
-        present = action == "added"
-        ident = digest.hexdigest()[:ID_DIGITS]
-        self.rows.append(_Row(self._timestamp(version), ident, version, present, canon))
+        query = self._queries.get(name)
+        if query is None:
+            query = self._queries[name] = self._rows.copy()
+            query.update(name.encode("utf-8", "surrogatepass") + b"\x00")
+        digest = query.copy()
+        try:
+            digest.update(orjson.dumps(columns, option=_SORTED))
+        except TypeError:  # what orjson cannot write: canonical_bytes' fallback
+            digest.update(canonical_bytes(columns))
+        self.rows.append(_Row(version, present, digest.hexdigest()[:ID_DIGITS].encode(), canon))
         if present and name == fields.OS_VERSION_QUERY:
             self._note_os(columns, version)
 
     def from_bulk(self, bulk: bytes) -> None:
         """The differential lines of results bulk lines (what the compiled accelerator
         wrote: plain lines only, the client's line last in each source)."""
-        lines = bulk.split(b"\n")
-        for source in lines[1::2]:
-            start = source.find(b',"%b":' % CLIENT_KEY.encode())
-            if start < 0:
-                continue
-            canon = source[start + len(CLIENT_KEY) + 4 : -1]
-            self.differential(orjson.loads(canon), canon)
+        key = b',"%b":' % CLIENT_KEY.encode()
+        skip = len(key)
+        loads, add = orjson.loads, self.differential
+        for source in bulk.split(b"\n")[1::2]:
+            start = source.find(key)
+            if start >= 0:
+                canon = source[start + skip : -1]
+                add(loads(canon), canon)
 
     def snapshot(self, line: Mapping[str, Any]) -> None:
         """A stored snapshot line (its ``snapshot`` a list of rows)."""
@@ -206,7 +221,7 @@ class StateLines:
         base = {k: v for k, v in line.items() if k != "snapshot"}
         base.setdefault("action", "snapshot")
         rows = list(line["snapshot"])
-        self.snapshots.append(_Snapshot(name, version, self._timestamp(version), base, rows))
+        self.snapshots.append(_Snapshot(name, version, base, rows))
         if name == fields.OS_VERSION_QUERY:
             for row in rows:
                 if isinstance(row, dict):
@@ -220,10 +235,6 @@ class StateLines:
         if platform is None and not isinstance(release, str):
             return
         self.os = OsInfo(platform, release if isinstance(release, str) else None, version)
-
-    def queries(self) -> set[str]:
-        """The queries whose snapshot marks :meth:`bulk` needs."""
-        return {s.name for s in self.snapshots}
 
     def bulk(self, marks: Mapping[str, SnapshotMark]) -> tuple[bytes, int, dict[str, SnapshotMark]]:
         """(bulk lines, documents, the marks that changed) given the host's current
@@ -240,11 +251,12 @@ class StateLines:
             present: orjson.dumps({**gateway, fields.PRESENT: present}) for present in (True, False)
         }
         head = b'{"index":{"_index":%b,"_id":"' % orjson.dumps(self.index)
+        # what comes between a document's id and its line: one per version and presence
+        middles: dict[tuple[int, bool], bytes] = {}
         out: list[bytes] = []
-        for row in self.rows:
-            out.append(_lines(head, row, flock[row.present]))
         changed: dict[str, SnapshotMark] = {}
         current = dict(marks)
+        rows = list(self.rows)
         for snap in sorted(self.snapshots, key=lambda s: s.version):
             mark = current.get(snap.name)
             if mark is not None and snap.version <= mark.version:
@@ -253,36 +265,45 @@ class StateLines:
             current[snap.name] = changed[snap.name] = SnapshotMark(
                 snap.version, len(snap.rows), slots
             )
-            for row in self._slot_rows(snap, slots):
-                out.append(_lines(head, row, flock[row.present]))
-        return b"".join(out), len(out), changed
+            rows += self._slot_rows(snap, slots)
+        for version, present, ident, data in rows:
+            middle = middles.get((version, present))
+            if middle is None:
+                middle = middles[version, present] = _middle(
+                    version, self._timestamp(version), flock[present]
+                )
+            out += (head, ident, middle, data, LINE_END)
+        return b"".join(out), len(rows), changed
 
-    def _slot_rows(self, snap: _Snapshot, slots: int) -> Iterable[_Row]:
+    def _slot_rows(self, snap: _Snapshot, slots: int) -> list[_Row]:
         prefix = self._slots.copy()
         prefix.update(snap.name.encode("utf-8", "surrogatepass"))
         gone = canonical_bytes(snap.base)
+        out = []
         for slot in range(slots):
             digest = prefix.copy()
             digest.update(b"\x00%d" % slot)
-            ident = digest.hexdigest()[:ID_DIGITS]
+            ident = digest.hexdigest()[:ID_DIGITS].encode()
             if slot < len(snap.rows):
                 data = canonical_bytes({**snap.base, fields.COLUMNS: snap.rows[slot]})
-                yield _Row(snap.timestamp, ident, snap.version, True, data)
+                out.append(_Row(snap.version, True, ident, data))
             else:
-                yield _Row(snap.timestamp, ident, snap.version, False, gone)
+                out.append(_Row(snap.version, False, ident, gone))
+        return out
 
 
-def _lines(head: bytes, row: _Row, flock: bytes) -> bytes:
-    return b'%b%b","version":%d,"version_type":"external"}}\n{"%b":"%b","%b":%b,"%b":%b}\n' % (
-        head,
-        row.ident.encode(),
-        row.version,
+LINE_END = b"}\n"
+
+
+def _middle(version: int, timestamp: str, flock: bytes) -> bytes:
+    """A state document's bulk lines from after its id up to the client's line."""
+    return b'","version":%d,"version_type":"external"}}\n{"%b":"%b","%b":%b,"%b":' % (
+        version,
         fields.TIMESTAMP.encode(),
-        row.timestamp.encode(),
+        timestamp.encode(),
         fields.GATEWAY.encode(),
         flock,
         CLIENT_KEY.encode(),
-        row.data,
     )
 
 
@@ -316,3 +337,32 @@ def host_lines(
     }
     source_doc = {fields.TIMESTAMP: last_seen, fields.GATEWAY: gateway}
     return orjson.dumps(action) + b"\n" + orjson.dumps(source_doc) + b"\n"
+
+
+# A host's host document is rewritten at most this often per process: it answers "which
+# hosts have been silent for days", not "when exactly".
+HOST_SEEN_RESOLUTION = 3600.0
+MAX_SEEN_HOSTS = 200_000
+
+
+class SeenHosts:
+    """When this process last wrote each host's ``host`` document (monotonic seconds)."""
+
+    def __init__(self, resolution: float = HOST_SEEN_RESOLUTION) -> None:
+        self.resolution = resolution
+        self._written: dict[str, float] = {}
+
+    def due(self, username: str, now: float | None = None) -> bool:
+        """Whether the host's document is due now; if so, counted as written."""
+        now = time.monotonic() if now is None else now
+        last = self._written.get(username)
+        if last is not None and now - last < self.resolution:
+            return False
+        if len(self._written) >= MAX_SEEN_HOSTS:
+            self._written.clear()  # forgetting costs one early rewrite per host
+        self._written[username] = now
+        return True
+
+    def forget(self, username: str) -> None:
+        """The write failed: due again at the next request."""
+        self._written.pop(username, None)

@@ -48,7 +48,13 @@ def now_rows(es, prefix: str, query: str = "apps") -> list[dict[str, Any]]:
 
 def line(action: str, app: str, t: int, counter: int = 0, name: str = "apps") -> dict[str, Any]:
     return osquery_line(
-        HOST, name=name, action=action, unixTime=t, counter=counter, columns={"name": app}
+        HOST,
+        name=name,
+        action=action,
+        unixTime=t,
+        calendarTime=time.strftime("%a %b %d %H:%M:%S %Y UTC", time.gmtime(t)),
+        counter=counter,
+        columns={"name": app},
     )
 
 
@@ -128,13 +134,14 @@ def test_a_failed_state_write_is_not_acknowledged(client, es, prefix):
     token = register(client, HOST)
     index = f"{prefix}-state"
     es.indices.put_settings(index=index, settings={"index.blocks.write": True})
+    batch = [line("added", "Slack", T0, 1)]
     try:
-        res = submit(client, HOST, token, [line("added", "Slack", T0, 1)])
+        res = submit(client, HOST, token, batch)
         assert res.status_code == 503, res.data
     finally:
         es.indices.put_settings(index=index, settings={"index.blocks.write": False})
     # the agent keeps the batch and sends it again
-    assert ok(submit(client, HOST, token, [line("added", "Slack", T0, 1)]))["stored_count"] == 1
+    assert ok(submit(client, HOST, token, batch))["stored_count"] == 1
     assert now_rows(es, prefix) == [{"name": "Slack"}]
     assert len(stored(es, prefix)) == 1
 

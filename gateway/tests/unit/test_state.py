@@ -15,6 +15,7 @@ from flock_gateway import fields
 from flock_gateway.documents import DocumentBuilder, Tag
 from flock_gateway.state import (
     COUNTER_BITS,
+    SeenHosts,
     SnapshotMark,
     StateLines,
     host_lines,
@@ -189,3 +190,13 @@ def test_the_host_document():
 def test_unreadable_marks_are_none(value):
     assert SnapshotMark.read(value) is None
     assert SnapshotMark.read([1, 2, 3]) == SnapshotMark(1, 2, 3)
+
+
+def test_a_host_document_is_due_once_per_resolution():
+    seen = SeenHosts(resolution=3600)
+    assert seen.due("a", now=0.0)
+    assert not seen.due("a", now=3599.0)
+    assert seen.due("b", now=10.0)
+    assert seen.due("a", now=3600.0)
+    seen.forget("a")  # its write failed
+    assert seen.due("a", now=3601.0)

@@ -11,12 +11,9 @@ the same again) and the platform and OS version its os_version rows tell.
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
-
-from flask import g
 
 from ..auth import Agent
-from ..documents import DocumentBuilder
+from ..documents import DocumentBuilder, iso
 from ..logging import get_logger
 from ..rows import Batch
 from ..services import Services
@@ -47,21 +44,26 @@ def store(svc: Services, agent: Agent, batch: Batch, api: str) -> WriteResult:
         agent.platform,
         agent.os_version,
     )
-    seen = g.pop("seen_at", None)
-    if seen is not None or os_changed:
-        now = datetime.now(tz=UTC)
+    host = svc.seen_hosts.due(agent.username) or os_changed
+    if host:
+        received = state.builder.received
         lines += host_lines(
             svc.names.state,
             username=agent.username,
             name=agent.name,
             source=agent.source,
-            last_seen=seen or agent.last_seen or state.builder._gateway["received_at"],
-            seen_ms=int(now.timestamp() * 1000),
+            last_seen=iso(received),
+            seen_ms=int(received.timestamp() * 1000),
             platform=state.platform,
             os_version=state.os_version,
         )
         count += 1
-    result = svc.writer.write_lines(batch.bulk, batch.documents, lines, count)
+    try:
+        result = svc.writer.write_lines(batch.bulk, batch.documents, lines, count)
+    except StorageError:
+        if host:
+            svc.seen_hosts.forget(agent.username)
+        raise
     if changed and version:
         svc.registry.set_snapshot_marks(agent, changed, *version)
     if os_changed:

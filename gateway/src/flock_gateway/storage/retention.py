@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from elasticsearch import Elasticsearch
+from elasticsearch import Elasticsearch, helpers
 
 from ..fields import GATEWAY, KIND, PRESENT, STATE_ROW, TIMESTAMP
 from ..indices import DAILY_KINDS, IndexNames
@@ -163,16 +163,50 @@ def tombstone_query(cutoff: date) -> dict[str, Any]:
 @translate_errors
 def prune_tombstones(client: Elasticsearch, names: IndexNames, cutoff: date, dry_run: bool) -> int:
     """Delete (or, ``dry_run``, count) the state index's tombstones older than ``cutoff``:
-    a line older than that is refused as expired, so none of them is needed any more."""
-    query = tombstone_query(cutoff)
+    a line older than that is refused as expired, so none of them is needed any more.
+
+    Each is deleted at the version it was found at (``external_gte``): one that a newer
+    line wrote again meanwhile is left alone. Read by scroll and deleted by bulk rather
+    than ``_delete_by_query``, which the node has only with its reindex module."""
     if not client.indices.exists(index=names.state):
         return 0
+    query = tombstone_query(cutoff)
     if dry_run:
         return int(client.count(index=names.state, query=query)["count"])
-    resp = client.delete_by_query(
-        index=names.state, query=query, conflicts="proceed", refresh=True, slices="auto"
+    found = helpers.scan(
+        client,
+        index=names.state,
+        query={"query": query, "version": True, "_source": False},
+        size=TOMBSTONE_PAGE,
+        preserve_order=False,
     )
-    return int(resp.get("deleted", 0))
+    deleted = 0
+    page: list[dict[str, Any]] = []
+    for hit in found:
+        page.append(
+            {
+                "delete": {
+                    "_index": names.state,
+                    "_id": hit["_id"],
+                    "version": hit["_version"],
+                    "version_type": "external_gte",
+                }
+            }
+        )
+        if len(page) == TOMBSTONE_PAGE:
+            deleted += _delete_page(client, page)
+            page = []
+    if page:
+        deleted += _delete_page(client, page)
+    return deleted
+
+
+TOMBSTONE_PAGE = 1000
+
+
+def _delete_page(client: Elasticsearch, page: list[dict[str, Any]]) -> int:
+    resp = client.bulk(operations=page, filter_path="items.*.status")
+    return sum(1 for item in resp.get("items", []) if item["delete"]["status"] == 200)
 
 
 def _delete(client: Elasticsearch, indices: list[str], dry_run: bool) -> None:

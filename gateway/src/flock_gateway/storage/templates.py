@@ -6,13 +6,7 @@ re-run reports "unchanged" and Ansible can tell when something changed.
 
 The fields the gateway itself writes into every daily index (``@timestamp`` and the
 ``flock`` object) are mapped once, in ``index_templates/mappings/gateway-fields.json``,
-and put into each daily kind's template as it is loaded. The current-state index's
-template (``flock-state``) gets them too, and its ``data`` mapping is the results
-template's (one mapping of the client's columns for both).
-
-``setup-storage`` creates the two indices that are not made by their first write: the
-agent registry and the current-state index (the gateway's user may write documents
-there, never create indices).
+and put into each daily kind's template as it is loaded.
 """
 
 from __future__ import annotations
@@ -26,13 +20,17 @@ from typing import Any
 
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
-from ..fields import CLIENT
-from ..indices import DAILY_KINDS, RESULTS, STATE, IndexNames
+from ..fields import CLIENT, GATEWAY
+from ..indices import DAILY_KINDS, IndexNames
 from .errors import translate_errors
 
 _DAILY_TEMPLATES = {f"flock-{kind}" for kind in DAILY_KINDS}
-_STATE_TEMPLATE = f"flock-{STATE}"
-_RESULTS_TEMPLATE = f"flock-{RESULTS}"
+# The current-state index's template (see state_template): the daily templates' gateway
+# fields and members of its own, and the results template's data.* mapping as loaded.
+# setup-storage creates that index and the registry, the two not made by their first
+# write (the gateway's user may write documents there, never create indices).
+_STATE_TEMPLATE = "flock-state"
+_RESULTS_TEMPLATE = "flock-results"
 
 
 @dataclass(frozen=True)
@@ -58,11 +56,7 @@ def load_templates(names: IndexNames | None = None) -> list[Template]:
             continue
         body = json.loads(entry.read_text(encoding="utf-8"))
         name = entry.name[: -len(".json")]
-        if name == _STATE_TEMPLATE:
-            results = json.loads(folder.joinpath(f"{_RESULTS_TEMPLATE}.json").read_text("utf-8"))
-            data = results["template"]["mappings"]["properties"][CLIENT]
-            body["template"]["mappings"]["properties"][CLIENT] = data
-        if name in _DAILY_TEMPLATES or name == _STATE_TEMPLATE:
+        if name in _DAILY_TEMPLATES:
             props = body["template"]["mappings"]["properties"]
             shared = json.loads(gateway_fields)
             if set(shared) & set(props):
@@ -70,6 +64,7 @@ def load_templates(names: IndexNames | None = None) -> list[Template]:
             body["template"]["mappings"]["properties"] = {**shared, **props}
         body["index_patterns"] = [names.prefixed(p) for p in body["index_patterns"]]
         out.append(Template(name=names.prefixed(name), body=body))
+    state_template(out, names, json.loads(gateway_fields))
     return out
 
 
@@ -123,6 +118,22 @@ def ensure_registry_index(client: Elasticsearch, names: IndexNames) -> str:
     return "created"
 
 
+def state_template(templates: list[Template], names: IndexNames, shared: dict[str, Any]) -> None:
+    """Complete the state template among the loaded ``templates``: the daily templates'
+    gateway fields with the members only state documents have (its own ``flock``
+    properties), and ``data.*`` as the results template, as loaded, maps it (the state's
+    rows are results rows)."""
+    by_name = {t.name: t for t in templates}
+    props = by_name[names.state].body["template"]["mappings"]["properties"]
+    own = props.pop(GATEWAY)["properties"]
+    if set(own) & set(shared[GATEWAY]["properties"]):
+        raise ValueError(f"{_STATE_TEMPLATE} maps {sorted(own)} of the gateway's fields itself")
+    shared[GATEWAY]["properties"].update(own)
+    props.update(shared)
+    results = by_name[names.prefixed(_RESULTS_TEMPLATE)].body["template"]["mappings"]
+    props[CLIENT] = copy.deepcopy(results["properties"][CLIENT])
+
+
 @translate_errors
 def ensure_state_index(client: Elasticsearch, names: IndexNames) -> str:
     """Create the current-state index (its template gives the mapping), or put a newer
@@ -138,10 +149,23 @@ def ensure_state_index(client: Elasticsearch, names: IndexNames) -> str:
     (tpl,) = [t for t in load_templates(names) if t.name == names.state]
     wanted = tpl.body["template"]["mappings"]["properties"]
     mapping = client.indices.get_mapping(index=names.state)[names.state]["mappings"]
-    if mapping.get("properties", {}) == wanted:
+    current = _field_types(mapping.get("properties", {}))
+    if all(current.get(path) == kind for path, kind in _field_types(wanted).items()):
         return "unchanged"
     client.indices.put_mapping(index=names.state, properties=wanted)
     return "updated"
+
+
+def _field_types(props: dict[str, Any], path: str = "") -> dict[str, str]:
+    """Every mapped field's dotted path and type (Elasticsearch answers a mapping in its
+    own spelling: compared by what it maps, not by its text)."""
+    out = {}
+    for name, spec in props.items():
+        if "properties" in spec:
+            out.update(_field_types(spec["properties"], f"{path}{name}."))
+        else:
+            out[f"{path}{name}"] = str(spec.get("type", "object"))
+    return out
 
 
 def _add_registry_fields(client: Elasticsearch, names: IndexNames) -> str:
