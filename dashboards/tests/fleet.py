@@ -49,27 +49,52 @@ DAY = 86400
 ENROLL_SECRET = "dashboards-truth-enroll-secret-0123"  # noqa: S105 (the test's own)
 
 
+# Modules whose monotonic clock measures how long ago the process last did something for a
+# host (the state's "host document written within the hour"): days apart in the fleet's
+# history must be days apart there too. Other monotonic clocks (bulk deadlines, timeouts)
+# stay real.
+HOST_CLOCK_MODULES = ("flock_gateway.state",)
+
+
+class _ShiftedTime:
+    """The ``time`` module, with ``monotonic`` moved by ``offset`` seconds."""
+
+    def __init__(self, offset: float) -> None:
+        self._offset = offset
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self._offset
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
 @contextlib.contextmanager
 def clock_at(unix: float) -> Iterator[None]:
-    """The gateway's clock (``datetime.now`` in every flock_gateway module) reads ``unix``
-    plus the real time elapsed since entering."""
-    offset = timedelta(seconds=unix - time.time())
+    """The gateway's clock reads ``unix`` plus the real time elapsed since entering:
+    ``datetime.now`` in every flock_gateway module, and the monotonic clock of
+    ``HOST_CLOCK_MODULES`` (moved by the same amount)."""
+    seconds = unix - time.time()
+    offset = timedelta(seconds=seconds)
 
     class Shifted(datetime):
         @classmethod
         def now(cls, tz=None):
             return datetime.now(tz) + offset
 
-    patched = []
+    patched: list[tuple[Any, str, Any]] = []
     for name, module in list(sys.modules.items()):
         if name.startswith("flock_gateway") and getattr(module, "datetime", None) is datetime:
-            patched.append(module)
+            patched.append((module, "datetime", datetime))
             module.datetime = Shifted
+        if name in HOST_CLOCK_MODULES and getattr(module, "time", None) is time:
+            patched.append((module, "time", time))
+            module.time = _ShiftedTime(seconds)
     try:
         yield
     finally:
-        for module in patched:
-            module.datetime = datetime
+        for module, attr, real in patched:
+            setattr(module, attr, real)
 
 
 def _calendar(unix: int) -> str:
