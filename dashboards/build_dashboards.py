@@ -10,17 +10,19 @@ script). ``--check`` exits 1 if the committed ndjson is out of date
 What it produces (all ids are stable, so re-imports with ``overwrite=true``
 replace the same objects):
 
-* one data view (``index-pattern``) over ``flock-results-*`` with
-  ``@timestamp`` as the time field;
-* one Lens visualization per panel, by reference to the data view;
+* two data views (``index-pattern``): "Flock results" over ``flock-results-*`` with
+  ``@timestamp`` as the time field (history), and "Flock state" over ``flock-state``
+  without a time field (what is true now: the time picker does not apply);
+* one Lens visualization per panel, by reference to its data view;
 * three dashboards: "Flock" (the original project's panels, macOS),
   "Flock - Linux" and "Flock - Fleet overview".
 
-Every panel that looks at osquery results filters on the query name ``data.name`` from
-``gateway/src/flock_gateway/data/osquery_schedule.json`` with a phrase filter,
-and aggregates only ``data.columns.<col>``, ``flock.username`` (the authenticated
-host), ``flock.name`` or ``@timestamp`` (keyword / date fields in the gateway's
-``flock-results`` index template). Standard library and the gateway package only.
+Every panel that looks at osquery rows filters on the query name ``data.name`` from
+``gateway/src/flock_gateway/data/osquery_schedule.json`` with a phrase filter (and on the
+host's platform, ``flock.platform``, on the macOS and Linux dashboards), and aggregates
+only ``data.columns.<col>`` and the gateway's own fields (``flock.*``, ``@timestamp``):
+keyword / date fields of the gateway's index templates. Standard library and the gateway
+package only.
 
 Layout: ``kibana_lens.py`` builds Lens objects, ``flock_panels.py`` says which panels
 each dashboard has, this file makes the saved objects and writes them. The names the
@@ -34,14 +36,15 @@ import json
 import sys
 from pathlib import Path
 
-from flock_gateway.fields import COLUMNS, client_field
 from flock_gateway.indices import RESULTS, IndexNames
 from flock_panels import fleet_panels, flock_panels, linux_panels
 from kibana_lens import (
     CORE_MIGRATION_VERSION,
     DATA_VIEW_ID,
+    HOST_DOCS,
     QUERY,
     RECORDS,
+    STATE_VIEW_ID,
     TIME_FIELD,
     TYPE_MIGRATION_VERSION,
 )
@@ -50,16 +53,19 @@ HERE = Path(__file__).resolve().parent
 OUTPUT = HERE / "flock-dashboards.ndjson"
 PANEL_VERSION = "8.9.0"
 DATA_VIEW_PATTERN = IndexNames().daily_pattern(RESULTS)
+STATE_INDEX = IndexNames().state
 
 
-def data_view():
+def data_view(view_id=DATA_VIEW_ID, pattern=DATA_VIEW_PATTERN, name="Flock results"):
+    """A data view; the results' has ``@timestamp`` as its time field, the state's none."""
+    time_field = {"timeFieldName": TIME_FIELD} if view_id == DATA_VIEW_ID else {}
     return {
-        "id": DATA_VIEW_ID,
+        "id": view_id,
         "type": "index-pattern",
         "attributes": {
-            "title": DATA_VIEW_PATTERN,
-            "name": "Flock results",
-            "timeFieldName": TIME_FIELD,
+            "title": pattern,
+            "name": name,
+            **time_field,
             "fields": "[]",
             "fieldAttrs": "{}",
             "fieldFormatMap": "{}",
@@ -143,27 +149,29 @@ def saved_objects():
         (
             "flock",
             "Flock",
-            "Fleet posture from the reviewed osquery schedule (macOS panels of "
-            "the original Flock dashboard).",
+            "macOS hosts now: OS versions, software, security settings, sharing and what "
+            "starts by itself (the original Flock dashboard's panels); data received over time.",
             flock_panels(),
             "now-2d",
         ),
         (
             "flock-linux",
             "Flock - Linux",
-            "Linux hosts: disk encryption, cron jobs, setuid binaries and /etc/hosts.",
+            "Linux hosts now: distributions, disk encryption, cron jobs, setuid binaries and "
+            "/etc/hosts.",
             linux_panels(),
             "now-2d",
         ),
         (
             "flock-fleet-overview",
             "Flock - Fleet overview",
-            "Who reports, who went silent, who lacks disk encryption or a firewall.",
+            "Every host: who reports, who went silent, who lacks disk encryption or a "
+            "firewall now, who had the firewall off in the last day.",
             fleet_panels(),
             "now-24h",
         ),
     ]
-    objects = [data_view()]
+    objects = [data_view(), data_view(STATE_VIEW_ID, STATE_INDEX, "Flock state")]
     dashboards = []
     for dash_id, title, description, panels, time_from in boards:
         objects.extend(entry[0] for entry in panels)
@@ -181,7 +189,11 @@ def render():
 def markdown():
     """The README's panel table: dashboard, panel, osquery query (and columns) feeding it."""
     by_id = {o["id"]: o for o in saved_objects()}
-    lines = ["| Dashboard | Panel | osquery query (`data.name`) | Fields |", "|---|---|---|---|"]
+    lines = [
+        "| Dashboard | Panel | Reads | osquery query (`data.name`) | Fields |",
+        "|---|---|---|---|---|",
+    ]
+    reads = {DATA_VIEW_ID: "history", STATE_VIEW_ID: "now"}
     for dash in (o for o in by_id.values() if o["type"] == "dashboard"):
         for ref in dash["references"]:
             vis = by_id[ref["id"]]
@@ -205,14 +217,20 @@ def markdown():
                 if field and field != RECORDS and field not in fields:
                     fields.append(field)
                 kql_field = col.get("filter", {}).get("query", "").split(" ", 1)[0]
-                if kql_field.startswith(client_field(COLUMNS + ".")) and kql_field not in fields:
+                if kql_field and kql_field not in fields:
                     fields.append(kql_field)
-            query = ", ".join(f"`{q}`" for q in queries) or "all queries"
+            view = vis["references"][0]["id"]
+            kql = state["query"]["query"]
+            host_docs = kql.startswith(HOST_DOCS)
+            query = ", ".join(f"`{q}`" for q in queries) or ("—" if host_docs else "all queries")
             if others:
                 query += " (" + "; ".join(f"`{o}`" for o in others) + ")"
             title = vis["attributes"]["title"]
+            source = "now: hosts" if host_docs else reads[view]
+            rest = kql[len(HOST_DOCS) :].removeprefix(" and ") if host_docs else ""
+            source += f" (`{rest}`)" if rest else ""
             lines.append(
-                f"| {dash['attributes']['title']} | {title} | {query} | "
+                f"| {dash['attributes']['title']} | {title} | {source} | {query} | "
                 + ", ".join(f"`{f}`" for f in fields)
                 + " |"
             )

@@ -2,15 +2,29 @@
 
 Each panel is ``(visualization, grid width, grid height[, panel time range])``. Panels of
 one kind (an inventory table, a donut of a setting) are rows of data, one per panel.
+
+"Now" panels (what hosts have and how they are set up) read the current state: rows
+present now, whatever the time picker says, so a host that changed nothing for weeks is
+still counted and a removed row is not. History panels (what arrived, what changed in the
+time range) read the results. Platform panels filter on the platform the gateway derived
+from the host's own os_version rows (``flock.platform``), never on a column a query may
+or may not return.
 """
 
 from __future__ import annotations
 
+from flock_gateway.fields import DARWIN, client_field
+from flock_gateway.fields import LINUX as LINUX_PLATFORM
 from kibana_lens import (
     AGENT_NAME,
+    HISTORY,
     HOST,
+    HOSTS_NOW,
+    LAST_SEEN_FIELD,
+    NOW,
+    OS_VERSION_FIELD,
+    PLATFORM_FIELD,
     QUERY,
-    TIME_FIELD,
     bars_over_time,
     count,
     donut,
@@ -18,17 +32,21 @@ from kibana_lens import (
     last_seen,
     metric,
     phrase,
+    platform_is,
     query_is,
     result_column,
     table,
     terms,
 )
 
-NOT_MACOS = phrase(result_column("os_platform"), "darwin", negate=True)
+MACOS = platform_is(DARWIN)
+LINUX = platform_is(LINUX_PLATFORM)
+CHANGED = "Last changed"  # a state row's @timestamp: the line that last changed it
 
 
-def inventory_table(vis_id, title, query, description, fields):
-    """Which items (e.g. extensions) are present, on how many hosts: the most common first."""
+def inventory_table(vis_id, title, query, description, fields, platform=MACOS):
+    """Which items (e.g. extensions) are present now, on how many hosts: the most common
+    first."""
     rows = [
         (f"c{i}", terms(result_column(col), label, size=size, order_by="hosts"))
         for i, (col, label, size) in enumerate(fields)
@@ -38,38 +56,48 @@ def inventory_table(vis_id, title, query, description, fields):
         title,
         description,
         rows,
-        [("hosts", hosts()), ("seen", last_seen())],
-        [query_is(query)],
+        [("hosts", hosts()), ("seen", last_seen(CHANGED))],
+        [query_is(query), platform],
         sort=("hosts", "desc"),
+        source=NOW,
     )
 
 
-def setting_donut(vis_id, title, query, description, column, label, extra=()):
-    """Hosts per value of a single-row security setting (e.g. firewall state)."""
+def setting_donut(vis_id, title, query, description, column, label, extra=(), platform=MACOS):
+    """Hosts per value, now, of a single-row security setting (e.g. firewall state)."""
     return donut(
         vis_id,
         title,
         description,
         [("value", terms(result_column(column), label, size=5, order_by="hosts"))],
         ("hosts", hosts()),
-        [query_is(query), *extra],
+        [query_is(query), platform, *extra],
+        source=NOW,
     )
 
 
-def host_list(vis_id, title, description, filters, extra_rows=()):
-    """Hosts matching ``filters`` with their agent name and last report time."""
+def host_list(vis_id, title, description, filters, extra_rows=(), source=NOW):
+    """Hosts matching ``filters`` with their agent name and when the row last changed."""
     rows = [
         ("host", terms(HOST, "Host", size=500)),
         ("agent", terms(AGENT_NAME, "Agent name", size=1, missing=True)),
         *extra_rows,
     ]
+    seen = last_seen(CHANGED if source == NOW else "Last reported")
     return table(
-        vis_id, title, description, rows, [("seen", last_seen())], filters, sort=("seen", "desc")
+        vis_id,
+        title,
+        description,
+        rows,
+        [("seen", seen)],
+        filters,
+        sort=("seen", "desc"),
+        source=source,
     )
 
 
 def overview_panels():
-    """Operating systems and the data received, at the top of the "Flock" dashboard."""
+    """macOS versions now and the data received, at the top of the "Flock" dashboard."""
     os_groups = [
         ("os", terms(result_column("name"), "Operating system", size=5, order_by="hosts")),
         ("version", terms(result_column("version"), "Version", size=10, order_by="hosts")),
@@ -79,10 +107,11 @@ def overview_panels():
             donut(
                 "flock-os-versions",
                 "[Flock] Operating systems",
-                "Distinct hosts per operating system and version (query os_version).",
+                "macOS hosts per operating system and version now (query os_version).",
                 os_groups,
                 ("hosts", hosts()),
-                [query_is("os_version")],
+                [query_is("os_version"), MACOS],
+                source=NOW,
             ),
             24,
             15,
@@ -91,8 +120,8 @@ def overview_panels():
             host_list(
                 "flock-os-versions-table",
                 "[Flock] Operating systems table",
-                "Each host with its operating system and version (query os_version).",
-                [query_is("os_version")],
+                "Each macOS host with its operating system and version now (query os_version).",
+                [query_is("os_version"), MACOS],
                 extra_rows=[
                     ("os", terms(result_column("name"), "Operating system", size=1)),
                     ("version", terms(result_column("version"), "Version", size=1)),
@@ -105,10 +134,11 @@ def overview_panels():
             bars_over_time(
                 "flock-data-received",
                 "[Flock] Data received",
-                "Result rows stored over time, split by osquery query name.",
+                "Result rows stored over time (every host), split by osquery query name.",
                 ("query", terms(QUERY, "Query", size=20, order_by="rows")),
                 ("rows", count("Rows")),
                 [],
+                source=HISTORY,
             ),
             48,
             12,
@@ -182,7 +212,7 @@ SETTINGS = (
         "flock-disk-encryption",
         "[Flock] Disk encryption",
         "disk_encryption",
-        "Hosts whose system disk is encrypted or not (FileVault / LUKS).",
+        "macOS hosts whose system disk is encrypted (FileVault) now, or not.",
         "encryption_status",
         "Encryption status",
         (),
@@ -265,10 +295,11 @@ def settings_panels():
     sharing = table(
         "flock-remote-sharing",
         "[Flock] Remote sharing",
-        "Hosts with each macOS sharing service turned on (query sharing_preferences).",
+        "Hosts with each macOS sharing service turned on now (query sharing_preferences).",
         [],
         [(svc, hosts(label, kql=f'{result_column(svc)} : "1"')) for svc, label in SHARING_SERVICES],
-        [query_is("sharing_preferences")],
+        [query_is("sharing_preferences"), MACOS],
+        source=NOW,
     )
     return [*donuts, (sharing, 36, 8)]
 
@@ -289,14 +320,14 @@ LINUX_ITEMS = (
         "flock-linux-crontab",
         "[Flock Linux] Cron jobs",
         "crontab",
-        "Cron jobs (command and crontab file) on Linux hosts, with the number of hosts.",
+        "Cron jobs (command and crontab file) on Linux hosts now, with the number of hosts.",
         [("command", "command", "Command", 200), ("path", "path", "Crontab", 3)],
     ),
     (
         "flock-linux-suid-binaries",
         "[Flock Linux] Setuid binaries",
         "suid_bin",
-        "Setuid/setgid binaries on Linux hosts; the rare ones (fewest hosts) first.",
+        "Setuid/setgid binaries on Linux hosts now; the rare ones (fewest hosts) first.",
         [
             ("path", "path", "Binary", 500),
             ("user", "username", "Owner", 3),
@@ -307,7 +338,7 @@ LINUX_ITEMS = (
         "flock-linux-etc-hosts",
         "[Flock Linux] /etc/hosts entries",
         "etc_hosts",
-        "Entries of /etc/hosts on Linux hosts; the rare ones (fewest hosts) first.",
+        "Entries of /etc/hosts on Linux hosts now; the rare ones (fewest hosts) first.",
         [("address", "address", "Address", 200), ("names", "hostnames", "Host names", 5)],
     ),
 )
@@ -323,9 +354,10 @@ def linux_items_table(vis_id, title, query, description, columns):
         title,
         description,
         rows,
-        [("hosts", hosts()), ("seen", last_seen())],
-        [query_is(query), NOT_MACOS],
+        [("hosts", hosts()), ("seen", last_seen(CHANGED))],
+        [query_is(query), LINUX],
         sort=("hosts", "asc"),
+        source=NOW,
     )
 
 
@@ -335,7 +367,7 @@ def linux_panels():
             donut(
                 "flock-linux-os-versions",
                 "[Flock Linux] Distributions",
-                "Distinct Linux hosts per distribution and version (query os_version).",
+                "Linux hosts per distribution and version now (query os_version).",
                 [
                     ("os", terms(result_column("name"), "Distribution", size=10, order_by="hosts")),
                     (
@@ -344,7 +376,8 @@ def linux_panels():
                     ),
                 ],
                 ("hosts", hosts()),
-                [query_is("os_version"), phrase(result_column("platform"), "darwin", negate=True)],
+                [query_is("os_version"), LINUX],
+                source=NOW,
             ),
             24,
             15,
@@ -354,10 +387,10 @@ def linux_panels():
                 "flock-linux-disk-encryption",
                 "[Flock Linux] Disk encryption",
                 "disk_encryption",
-                "Linux hosts whose root file system is on an encrypted (LUKS) device or not.",
+                "Linux hosts whose root file system is on an encrypted (LUKS) device now, or not.",
                 "encryption_status",
                 "Encryption status",
-                extra=(NOT_MACOS,),
+                platform=LINUX,
             ),
             24,
             15,
@@ -366,10 +399,12 @@ def linux_panels():
     ]
 
 
-# Panel-level time ranges override the dashboard's for the fleet overview.
+# Panel-level time ranges override the dashboard's for history panels of the fleet overview.
 LAST_DAY = {"from": "now-24h", "to": "now"}
-LAST_90_DAYS = {"from": "now-90d", "to": "now"}
-SILENT_KQL = f'{TIME_FIELD} >= "now-7d"'
+# A host is silent when it has not sent results for this many days.
+SILENT_DAYS = 7
+SEEN_RECENTLY = f'{LAST_SEEN_FIELD} >= "now-{SILENT_DAYS}d"'
+SILENT = f'{LAST_SEEN_FIELD} < "now-{SILENT_DAYS}d"'
 
 
 def fleet_panels():
@@ -380,95 +415,109 @@ def fleet_panels():
             metric(
                 "flock-fleet-hosts-last-day",
                 "[Flock fleet] Hosts reporting in the last day",
-                "Distinct hosts that sent any result row in the last 24 hours.",
-                ("hosts", hosts("Hosts reporting")),
+                "Distinct hosts that sent results in the last 24 hours.",
+                ("hosts", hosts("Hosts reporting", kql=f'{LAST_SEEN_FIELD} >= "now-24h"')),
                 [],
+                source=HOSTS_NOW,
             ),
             12,
             8,
-            LAST_DAY,
         ),
         (
             metric(
                 "flock-fleet-no-disk-encryption",
                 "[Flock fleet] Hosts without disk encryption",
-                "Distinct hosts that reported an unencrypted system disk in the last 24 hours.",
+                "Distinct hosts whose system disk is unencrypted now (FileVault / LUKS).",
                 ("hosts", hosts("Unencrypted hosts")),
                 no_disk_encryption,
+                source=NOW,
             ),
             12,
             8,
-            LAST_DAY,
         ),
         (
             metric(
                 "flock-fleet-no-firewall",
                 "[Flock fleet] Hosts without a firewall",
-                "macOS hosts that reported the application firewall off in the last 24 hours.",
+                "macOS hosts whose application firewall is off now.",
                 ("hosts", hosts("Hosts without firewall")),
                 no_firewall,
+                source=NOW,
             ),
             12,
             8,
-            LAST_DAY,
         ),
         (
             table(
                 "flock-fleet-seen-counts",
-                "[Flock fleet] Hosts seen: 90 days vs. 7 days",
-                "Hosts seen in the last 90 and the last 7 days; the difference went silent.",
+                f"[Flock fleet] Hosts known vs. seen in {SILENT_DAYS} days",
+                f"Hosts that ever sent results, and those that did in the last {SILENT_DAYS}"
+                " days; the difference went silent.",
                 [],
                 [
-                    ("h90", hosts("Seen in 90 days")),
-                    ("h7", hosts("Seen in 7 days", kql=SILENT_KQL)),
+                    ("known", hosts("Known hosts")),
+                    ("recent", hosts(f"Seen in {SILENT_DAYS} days", kql=SEEN_RECENTLY)),
                 ],
                 [],
+                source=HOSTS_NOW,
             ),
             12,
             8,
-            LAST_90_DAYS,
         ),
         (
             table(
                 "flock-fleet-silent-hosts",
-                "[Flock fleet] Hosts silent for a week",
-                "Every host seen in 90 days, least recently seen first: rows in the last 7 days = 0"
-                " means silent for a week.",
+                f"[Flock fleet] Hosts silent for {SILENT_DAYS} days",
+                f"Hosts that have sent no results for {SILENT_DAYS} days, the longest silent"
+                " first.",
                 [
                     ("host", terms(HOST, "Host", size=1000)),
                     ("agent", terms(AGENT_NAME, "Agent name", size=1, missing=True)),
+                    ("platform", terms(PLATFORM_FIELD, "Platform", size=1, missing=True)),
+                    ("os", terms(OS_VERSION_FIELD, "OS version", size=1, missing=True)),
                 ],
-                [
-                    ("seen", last_seen("Last seen")),
-                    ("week", count("Rows in the last 7 days", SILENT_KQL)),
-                ],
+                [("seen", last_seen("Last seen", LAST_SEEN_FIELD))],
                 [],
                 sort=("seen", "asc"),
+                source=(HOSTS_NOW[0], f"{HOSTS_NOW[1]} and {SILENT}"),
             ),
             48,
             15,
-            LAST_90_DAYS,
         ),
         (
             host_list(
                 "flock-fleet-no-disk-encryption-hosts",
                 "[Flock fleet] Unencrypted hosts",
-                "Hosts that reported an unencrypted system disk in the last 24 hours.",
+                "Hosts whose system disk is unencrypted now.",
                 no_disk_encryption,
-                extra_rows=[("type", terms(result_column("name"), "Disk", size=3))],
+                extra_rows=[
+                    ("platform", terms(PLATFORM_FIELD, "Platform", size=1, missing=True)),
+                    ("type", terms(result_column("name"), "Disk", size=3)),
+                ],
             ),
             24,
             15,
-            LAST_DAY,
         ),
         (
             host_list(
                 "flock-fleet-no-firewall-hosts",
                 "[Flock fleet] Hosts with the firewall off",
-                "macOS hosts that reported the application firewall off in the last 24 hours.",
+                "macOS hosts whose application firewall is off now.",
                 no_firewall,
             ),
             24,
+            15,
+        ),
+        (
+            host_list(
+                "flock-fleet-firewall-turned-off",
+                "[Flock fleet] Firewall turned off in the last day",
+                "History: macOS hosts that reported the application firewall off in the last"
+                " 24 hours (a change, or a snapshot), even if it is on again now.",
+                [*no_firewall, phrase(client_field("action"), "removed", negate=True)],
+                source=HISTORY,
+            ),
+            48,
             15,
             LAST_DAY,
         ),

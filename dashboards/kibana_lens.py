@@ -1,12 +1,24 @@
 """Kibana 8 Lens building blocks: columns, filters, and by-reference Lens objects over the
-Flock results data view."""
+Flock data views.
+
+Two data views: the results (every row ever received, by ``@timestamp``: history) and the
+current state (one document per row present now or removed, and one per host; no time
+field, so the dashboard's time picker never hides a host whose state has not changed).
+"""
 
 from __future__ import annotations
 
 from flock_gateway.fields import (
     COLUMNS,
+    KIND,
+    LAST_SEEN,
     NAME,
+    OS_VERSION,
+    PLATFORM,
+    PRESENT,
     QUERY_NAME,
+    STATE_HOST,
+    STATE_ROW,
     TIMESTAMP,
     USERNAME,
     client_field,
@@ -18,6 +30,7 @@ CORE_MIGRATION_VERSION = "8.8.0"
 TYPE_MIGRATION_VERSION = {"index-pattern": "8.0.0", "lens": "8.9.0", "dashboard": "8.9.0"}
 
 DATA_VIEW_ID = "flock-results"
+STATE_VIEW_ID = "flock-state"
 TIME_FIELD = TIMESTAMP
 
 # Hosts are counted by the identity the gateway authenticated, never by a field the laptop
@@ -25,6 +38,17 @@ TIME_FIELD = TIMESTAMP
 HOST = gateway_field(USERNAME)
 AGENT_NAME = gateway_field(NAME)
 QUERY = client_field(QUERY_NAME)
+# The gateway's fields of the current state: the host's platform family (osquery's words:
+# darwin, linux, windows) and OS version, known from its own os_version rows; what a state
+# document is (an osquery row, or a host); whether the row is there now; when the host last
+# sent results.
+PLATFORM_FIELD = gateway_field(PLATFORM)
+OS_VERSION_FIELD = gateway_field(OS_VERSION)
+KIND_FIELD = gateway_field(KIND)
+LAST_SEEN_FIELD = gateway_field(LAST_SEEN)
+# What "now" panels count: rows present now (a removed row stays as a tombstone).
+ROWS_NOW = f"{KIND_FIELD} : {STATE_ROW} and {gateway_field(PRESENT)} : true"
+HOST_DOCS = f"{KIND_FIELD} : {STATE_HOST}"
 
 
 def result_column(name):
@@ -95,16 +119,17 @@ def count(label, kql=None):
     return _number("count", RECORDS, label, kql)
 
 
-def last_seen(label="Last reported"):
+def last_seen(label="Last reported", field=TIME_FIELD):
+    """The latest value of a date field (the row's time, or a host's last report)."""
     return {
         "label": label,
         "customLabel": True,
         "dataType": "date",
         "operationType": "last_value",
-        "sourceField": TIME_FIELD,
+        "sourceField": field,
         "isBucketed": False,
         "scale": "ratio",
-        "params": {"sortField": TIME_FIELD, "showArrayValues": False},
+        "params": {"sortField": field, "showArrayValues": False},
     }
 
 
@@ -130,11 +155,16 @@ def query_is(name):
     return phrase(QUERY, name)
 
 
-def _filters_and_refs(filters):
+def platform_is(platform):
+    """Rows of hosts of one platform family (``flock.platform``, set by the gateway)."""
+    return phrase(PLATFORM_FIELD, platform)
+
+
+def _filters_and_refs(filters, data_view):
     out, refs = [], []
     for i, f in enumerate(filters):
         ref_name = f"filter-index-pattern-{i}"
-        refs.append({"type": "index-pattern", "id": DATA_VIEW_ID, "name": ref_name})
+        refs.append({"type": "index-pattern", "id": data_view, "name": ref_name})
         out.append(
             {
                 "meta": {
@@ -153,14 +183,16 @@ def _filters_and_refs(filters):
     return out, refs
 
 
-def lens(vis_id, title, description, vis_type, columns, visualization, filters):
+def lens(vis_id, title, description, vis_type, columns, visualization, filters, source=None):
     """A by-reference Lens object with one form-based layer named "layer1".
 
     ``columns`` is an ordered list of (column id, column); the order is the
-    layer's columnOrder (buckets first, as Lens keeps it).
+    layer's columnOrder (buckets first, as Lens keeps it). ``source`` is (data view id, KQL
+    query): the results and no query unless given.
     """
+    data_view, kql = source or (DATA_VIEW_ID, "")
     layer_id = "layer1"
-    filter_objs, filter_refs = _filters_and_refs(filters)
+    filter_objs, filter_refs = _filters_and_refs(filters, data_view)
     state = {
         "datasourceStates": {
             "formBased": {
@@ -178,7 +210,7 @@ def lens(vis_id, title, description, vis_type, columns, visualization, filters):
             "textBased": {"layers": {}},
         },
         "visualization": visualization(layer_id),
-        "query": {"query": "", "language": "kuery"},
+        "query": {"query": kql, "language": "kuery"},
         "filters": filter_objs,
         "internalReferences": [],
         "adHocDataViews": {},
@@ -195,7 +227,7 @@ def lens(vis_id, title, description, vis_type, columns, visualization, filters):
         "references": [
             {
                 "type": "index-pattern",
-                "id": DATA_VIEW_ID,
+                "id": data_view,
                 "name": f"indexpattern-datasource-layer-{layer_id}",
             },
             *filter_refs,
@@ -206,7 +238,7 @@ def lens(vis_id, title, description, vis_type, columns, visualization, filters):
     }
 
 
-def table(vis_id, title, description, rows, metrics, filters, sort=None):
+def table(vis_id, title, description, rows, metrics, filters, sort=None, source=None):
     """Datatable: ``rows`` = [(id, bucket column)], ``metrics`` = [(id, metric column)]."""
     columns = [*rows, *metrics]
 
@@ -222,10 +254,10 @@ def table(vis_id, title, description, rows, metrics, filters, sort=None):
             v["sorting"] = {"columnId": sort[0], "direction": sort[1]}
         return v
 
-    return lens(vis_id, title, description, "lnsDatatable", columns, vis, filters)
+    return lens(vis_id, title, description, "lnsDatatable", columns, vis, filters, source)
 
 
-def donut(vis_id, title, description, groups, metric, filters):
+def donut(vis_id, title, description, groups, metric, filters, source=None):
     """Donut: ``groups`` = [(id, bucket column)] (outer rings last), ``metric`` = (id, column)."""
     columns = [*groups, metric]
 
@@ -246,19 +278,19 @@ def donut(vis_id, title, description, groups, metric, filters):
             ],
         }
 
-    return lens(vis_id, title, description, "lnsPie", columns, vis, filters)
+    return lens(vis_id, title, description, "lnsPie", columns, vis, filters, source)
 
 
-def metric(vis_id, title, description, value, filters):
+def metric(vis_id, title, description, value, filters, source=None):
     """Single number (the 8.x metric visualization)."""
 
     def vis(layer_id):
         return {"layerId": layer_id, "layerType": "data", "metricAccessor": value[0]}
 
-    return lens(vis_id, title, description, "lnsMetric", [value], vis, filters)
+    return lens(vis_id, title, description, "lnsMetric", [value], vis, filters, source)
 
 
-def bars_over_time(vis_id, title, description, split, value, filters):
+def bars_over_time(vis_id, title, description, split, value, filters, source=None):
     """Stacked bars over @timestamp, split by ``split`` = (id, bucket column)."""
     x = ("time", date_histogram())
     columns = [x, split, value]
@@ -281,4 +313,10 @@ def bars_over_time(vis_id, title, description, split, value, filters):
             ],
         }
 
-    return lens(vis_id, title, description, "lnsXY", columns, vis, filters)
+    return lens(vis_id, title, description, "lnsXY", columns, vis, filters, source)
+
+
+# Where panels read: the current state's present rows, its host documents, or the results.
+NOW = (STATE_VIEW_ID, ROWS_NOW)
+HOSTS_NOW = (STATE_VIEW_ID, HOST_DOCS)
+HISTORY = (DATA_VIEW_ID, "")

@@ -106,6 +106,23 @@ def template():
     return results.body
 
 
+# The index template each data view reads: the results, and the current state (one index).
+VIEW_TEMPLATES = {"flock-results": "flock-results", "flock-state": "flock-state"}
+
+
+@pytest.fixture(scope="module")
+def templates():
+    """Data view id -> the body of the index template of what it reads (None: missing)."""
+    by_name = {t.name: t.body for t in load_templates()}
+    return {view: by_name.get(name) for view, name in VIEW_TEMPLATES.items()}
+
+
+def lens_view(obj):
+    """The id of the data view a Lens object's layer reads."""
+    refs = [r for r in obj.get("references", []) if r["name"].startswith("indexpattern-")]
+    return refs[0]["id"] if refs else None
+
+
 @pytest.fixture(scope="module")
 def schedule():
     return json.loads(SCHEDULE.read_text(encoding="utf-8"))
@@ -390,12 +407,18 @@ def field_type(template, field):
     return ftype, f"template {name}"
 
 
-def check_fields(objs, template):
+def check_fields(objs, templates):
+    """Every field a panel uses is aggregatable in the index template of its data view
+    (``templates``: data view id -> template body; a bare body stands for every view)."""
     problems = []
-    mappings = template.get("template", {}).get("mappings", {})
     for obj in objs:
         if obj.get("type") != "lens":
             continue
+        template = templates if "template" in templates else templates.get(lens_view(obj))
+        if template is None:
+            problems.append(f"{obj['id']}: no index template for data view {lens_view(obj)}")
+            continue
+        mappings = template.get("template", {}).get("mappings", {})
         for field, how in lens_field_uses(obj):
             ftype, how_mapped = field_type(template, field)
             if how_mapped == "unknown":
@@ -430,14 +453,15 @@ def index_name(kind, day):
 
 
 def check_data_view(objs, template):
+    """The results data view matches exactly the daily results indices, by @timestamp."""
     problems = []
-    views = [o for o in objs if o.get("type") == "index-pattern"]
+    views = [o for o in objs if o.get("type") == "index-pattern" and o["id"] == "flock-results"]
     if not views:
-        return ["no data view (index-pattern) in the file"]
+        return ["no results data view (index-pattern) in the file"]
     days = (dt.datetime.now(dt.UTC), dt.datetime(2026, 1, 9, tzinfo=dt.UTC))
     written = [index_name("results", d) for d in days]
     not_results = [index_name(kind, days[1]) for kind in ("agent-logs", "status")]
-    not_results.append("flock-agents")
+    not_results += ["flock-agents", "flock-state"]
     for view in views:
         attrs = view["attributes"]
         patterns = attrs["title"].split(",")
@@ -453,6 +477,33 @@ def check_data_view(objs, template):
         tf = attrs.get("timeFieldName")
         if field_type(template, tf or "")[0] not in {"date", "date_nanos"}:
             problems.append(f"data view time field {tf!r} is not a date in the template")
+    return problems
+
+
+def check_state_view(objs, templates):
+    """The state data view reads the one state index, without a time field: "now" panels
+    must not lose a host whose rows have not changed within the time picker's range."""
+    views = [o for o in objs if o.get("type") == "index-pattern" and o["id"] == "flock-state"]
+    if len(views) != 1:
+        return ["no state data view (index-pattern flock-state) in the file"]
+    attrs = views[0]["attributes"]
+    problems = []
+    if attrs["title"] != "flock-state":
+        problems.append(f"state data view reads {attrs['title']}, not flock-state")
+    if attrs.get("timeFieldName"):
+        problems.append("state data view has a time field: the time picker would hide hosts")
+    template = templates.get("flock-state")
+    if template is None:
+        problems.append("no flock-state index template")
+    elif not any(fnmatch.fnmatchcase("flock-state", p) for p in template["index_patterns"]):
+        problems.append("flock-state template does not cover the flock-state index")
+    for obj in objs:
+        if obj.get("type") == "lens" and lens_view(obj) == "flock-state":
+            kql = obj["attributes"]["state"]["query"]["query"]
+            if "flock.kind" not in kql:
+                problems.append(f"{obj['id']}: reads the state without choosing rows or hosts")
+            if "flock.kind : row" in kql and "flock.present : true" not in kql:
+                problems.append(f"{obj['id']}: counts removed rows (no flock.present : true)")
     return problems
 
 
@@ -569,8 +620,29 @@ def test_lens_integrity(objects):
     assert check_lens_integrity(objects) == []
 
 
-def test_fields_aggregatable_in_index_template(objects, template):
-    assert check_fields(objects, template) == []
+def test_fields_aggregatable_in_index_template(objects, templates):
+    assert check_fields(objects, templates) == []
+
+
+def test_state_data_view_reads_what_is_true_now(objects, templates):
+    assert check_state_view(objects, templates) == []
+
+
+def test_platform_panels_filter_on_the_gateway_platform(objects):
+    """The macOS and Linux dashboards choose hosts by ``flock.platform``, never by a column a
+    client may not send (Flock agent's rows have no ``os_platform``)."""
+    lens_by_id = {o["id"]: o for o in objects if o["type"] == "lens"}
+    dashboards = {o["attributes"]["title"]: o for o in objects if o["type"] == "dashboard"}
+    for title, platform in (("Flock", "darwin"), ("Flock - Linux", "linux")):
+        for ref in dashboards[title]["references"]:
+            state = lens_by_id[ref["id"]]["attributes"]["state"]
+            if lens_view(lens_by_id[ref["id"]]) != "flock-state":
+                continue
+            keys = {(f["meta"]["key"], f["meta"]["params"]["query"]) for f in state["filters"]}
+            assert ("flock.platform", platform) in keys, ref["id"]
+    for obj in objects:
+        if obj["type"] == "lens":
+            assert "os_platform" not in json.dumps(obj), obj["id"]
 
 
 def test_data_view_matches_gateway_indices(objects, template):

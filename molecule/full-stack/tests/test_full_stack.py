@@ -250,8 +250,8 @@ def test_dashboards_were_imported_into_kibana(laptop):
 def test_dashboards_data_view_searches_the_prefix(laptop, prefix):
     status, found = _curl(laptop, f"{KIBANA_URL}/api/saved_objects/_find?type=index-pattern")
     assert status == 200, found
-    titles = [o["attributes"]["title"] for o in found["saved_objects"]]
-    assert titles == [f"{prefix}-results-*"]
+    titles = sorted(o["attributes"]["title"] for o in found["saved_objects"])
+    assert titles == [f"{prefix}-results-*", f"{prefix}-state"]
 
 
 @pytest.fixture(scope="module")
