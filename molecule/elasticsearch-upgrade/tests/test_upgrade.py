@@ -53,6 +53,16 @@ def es(name, path, method="GET", body=None):
     return json.loads(node(name).check_output(" ".join(f"'{c}'" for c in cmd)))
 
 
+def node_log(name):
+    """The node's whole log: the files log4j rolled (at midnight, and by size), oldest
+    first, then the current one. A run that crosses midnight has its first starts in a
+    rolled file."""
+    base = f"/var/log/elasticsearch/upgrade-{CLUSTER_OF[name]}"
+    return node(name).check_output(
+        f"for f in $(ls {base}-*.log.gz 2>/dev/null | sort -V); do zcat $f; done; cat {base}.log"
+    )
+
+
 def traffic(phase, cluster):
     return json.loads((TRAFFIC / f"{phase}-{cluster}.json").read_text())
 
@@ -99,8 +109,7 @@ def test_one_start_per_version(name):
     same run rode along), on the pair once more by the plain restart and on the trio's two
     interrupted nodes once more by the run that finished their restart: never twice for
     one upgrade."""
-    log = node(name).file(f"/var/log/elasticsearch/upgrade-{CLUSTER_OF[name]}.log").content_string
-    starts = [line for line in log.splitlines() if "version[" in line and "pid[" in line]
+    starts = [line for line in node_log(name).splitlines() if "version[" in line and "pid[" in line]
     versions = [line.split("version[", 1)[1].split("]", 1)[0] for line in starts]
     assert versions == ([OLD, NEW] if name in UNTOUCHED_BY_RESUME else [OLD, NEW, NEW])
 
