@@ -22,6 +22,11 @@ CLUSTER_OF = {n: c for c, names in CLUSTERS.items() for n in names}
 # Each cluster's nodes share one network namespace, one HTTP port each.
 HTTP_PORT = {n: 9200 + i for names in CLUSTERS.values() for i, n in enumerate(names)}
 # The plain rolling restart runs on the pair only (side_effect.yml).
+# upgrade-trio-3 is data-only (molecule.yml): first in the upgrade.
+DATA_ONLY = "upgrade-trio-3"
+# The trio's interrupted config-change restart (side_effect.yml) was finished on its other
+# two nodes; the pair's nodes all restarted in the plain rolling restart.
+UNTOUCHED_BY_RESUME = {DATA_ONLY}
 RUNS = [("upgrade", "trio"), ("upgrade", "pair"), ("restart", "pair")]
 
 OLD = os.environ["FLOCK_ES_VERSION_PREVIOUS"]
@@ -46,6 +51,16 @@ def es(name, path, method="GET", body=None):
         cmd += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
     cmd.append(f"http://127.0.0.1:{HTTP_PORT[name]}{path}")
     return json.loads(node(name).check_output(" ".join(f"'{c}'" for c in cmd)))
+
+
+def node_log(name):
+    """The node's whole log: the files log4j rolled (at midnight, and by size), oldest
+    first, then the current one. A run that crosses midnight has its first starts in a
+    rolled file."""
+    base = f"/var/log/elasticsearch/upgrade-{CLUSTER_OF[name]}"
+    return node(name).check_output(
+        f"for f in $(ls {base}-*.log.gz 2>/dev/null | sort -V); do zcat $f; done; cat {base}.log"
+    )
 
 
 def traffic(phase, cluster):
@@ -91,12 +106,58 @@ def test_nothing_left_from_the_procedure(cluster):
 @pytest.mark.parametrize("name", NODES)
 def test_one_start_per_version(name):
     """Started once at the old version, once by the upgrade (the attribute change of the
-    same run rode along), on the pair once more by the plain restart: never twice for one
-    upgrade."""
-    log = node(name).file(f"/var/log/elasticsearch/upgrade-{CLUSTER_OF[name]}.log").content_string
-    starts = [line for line in log.splitlines() if "version[" in line and "pid[" in line]
+    same run rode along), on the pair once more by the plain restart and on the trio's two
+    interrupted nodes once more by the run that finished their restart: never twice for
+    one upgrade."""
+    starts = [line for line in node_log(name).splitlines() if "version[" in line and "pid[" in line]
     versions = [line.split("version[", 1)[1].split("]", 1)[0] for line in starts]
-    assert versions == [OLD, NEW, NEW] if CLUSTER_OF[name] == "pair" else [OLD, NEW]
+    assert versions == ([OLD, NEW] if name in UNTOUCHED_BY_RESUME else [OLD, NEW, NEW])
+
+
+def restart_order(when):
+    """Each cluster's nodes in the order their JVMs started in the converge before the
+    record ``when``."""
+    return {
+        cluster: sorted(names, key=lambda n: record(n, when)["jvm_start_ms"])
+        for cluster, names in CLUSTERS.items()
+    }
+
+
+def test_upgrade_order_data_only_first_elected_master_last():
+    """Elastic's order: nodes that are not master-eligible first, master-eligible ones
+    after, the elected master last of all (the pair's upgrade-pair-2 was found stopped
+    and goes first whatever its roles)."""
+    order = restart_order("after-upgrade")
+    trio_master = json.loads(
+        node("upgrade-trio-1").file("/root/upgrade-master-before-upgrade.json").content_string
+    )["master"]
+    pair_master = json.loads(
+        node("upgrade-pair-1").file("/root/upgrade-master-before-upgrade.json").content_string
+    )["master"]
+    assert order["trio"][0] == DATA_ONLY
+    assert order["trio"][-1] == trio_master
+    assert order["pair"] == ["upgrade-pair-2", "upgrade-pair-1"] == ["upgrade-pair-2", pair_master]
+
+
+def test_plain_restart_elected_master_last():
+    master = json.loads(
+        node("upgrade-pair-1").file("/root/upgrade-master-before-restart.json").content_string
+    )["master"]
+    assert restart_order("before-downgrade")["pair"][-1] == master
+
+
+def test_interrupted_restart_finished():
+    """The run after an interrupted config-change restart started upgrade-trio-2 (left
+    stopped), restarted upgrade-trio-1 (its restart noted as pending) and left
+    upgrade-trio-3 alone; no note stays behind."""
+    for name in CLUSTERS["trio"]:
+        upgraded, resumed = record(name, "after-upgrade"), record(name, "after-resume")
+        if name in UNTOUCHED_BY_RESUME:
+            assert resumed["pid"] == upgraded["pid"]
+        else:
+            assert resumed["pid"] != upgraded["pid"]
+        note = json.loads(node(name).file("/root/upgrade-after-resume-note.json").content_string)
+        assert note == {"pending_note": False}
 
 
 @pytest.mark.parametrize("name", NODES)
@@ -112,7 +173,9 @@ def test_config_changes_applied(name):
         assert len({before["pid"], upgraded["pid"], restarted["pid"]}) == 3
     else:
         assert "flock_restart" not in restarted["attributes"]
-        assert before["pid"] != upgraded["pid"] == restarted["pid"]
+        assert restarted["attributes"]["flock_upgrade"] == "rode-along"
+        assert before["pid"] != upgraded["pid"]
+        assert (upgraded["pid"] == restarted["pid"]) == (name in UNTOUCHED_BY_RESUME)
 
 
 def stored_seqs(name, agent):

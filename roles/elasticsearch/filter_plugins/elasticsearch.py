@@ -157,17 +157,35 @@ def installed_version(
     return version.strip() if words and words[-1] == "installed" else ""
 
 
-def restart_order(hosts: Iterable[str], hostvars: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The rolling restart's order: nodes found stopped (``__elasticsearch_initially_up``
-    false: an interrupted upgrade) first, then the others, each in inventory order. Every
-    other node's turn waits until the cluster has all its nodes, and on two master-eligible
-    nodes the stopped one may hold the only vote."""
+def restart_order(
+    hosts: Iterable[str],
+    hostvars: Mapping[str, Mapping[str, Any]],
+    nodes: Sequence[Mapping[str, Any]] | None = None,
+    elected_master: str = "",
+) -> list[str]:
+    """The rolling restart's order, Elastic's for a rolling upgrade: nodes found stopped
+    (``__elasticsearch_initially_up`` false: an interrupted run) first, then nodes that
+    are not master-eligible, then master-eligible ones, the elected master (its inventory
+    host, ``elected_master``) last of all; inventory order within each class.
+
+    A stopped node goes first because every other node's turn waits until the cluster has
+    all its nodes, and on two master-eligible nodes it may hold the only vote. Masters go
+    last because a newer node can join a cluster whose master is older, not the other way
+    round, and the elected master last so that the cluster elects a new master once.
+    ``nodes``: ``elasticsearch_cluster_nodes`` (``host`` and ``roles``); a host not in it
+    counts as master-eligible.
+    """
     hosts = list(hosts)
+    roles = {n["host"]: list(n["roles"]) for n in nodes or []}
 
-    def up(host: str) -> bool:
-        return _as_bool(hostvars.get(host, {}).get("__elasticsearch_initially_up", True))
+    def rank(host: str) -> int:
+        if not _as_bool(hostvars.get(host, {}).get("__elasticsearch_initially_up", True)):
+            return 0
+        if host == elected_master:
+            return 3
+        return 2 if "master" in roles.get(host, ["master"]) else 1
 
-    return [h for h in hosts if not up(h)] + [h for h in hosts if up(h)]
+    return sorted(hosts, key=rank)
 
 
 class FilterModule:

@@ -42,28 +42,31 @@ PLAYBOOK = """\
 """
 
 
-def _tarball(path: Path, xpack: bool) -> Path:
+def _tarball(path: Path, xpack: bool, version: str = VERSION) -> Path:
     """A tarball shaped like the node's: elasticsearch-<ver>/bin/elasticsearch (+ x-pack)."""
     files = {"bin/elasticsearch": b"#!/bin/sh\n"}
     if xpack:
         files["modules/x-pack-security/plugin-descriptor.properties"] = b"name=x-pack-security\n"
     with tarfile.open(path, "w:gz") as tar:
         for name, data in files.items():
-            info = tarfile.TarInfo(f"elasticsearch-{VERSION}/{name}")
+            info = tarfile.TarInfo(f"elasticsearch-{version}/{name}")
             info.size = len(data)
             info.mode = 0o755
             tar.addfile(info, io.BytesIO(data))
     return path
 
 
-def _install(tmp_path: Path, archive: Path, xpack: bool) -> None:
+def _install(
+    tmp_path: Path, archive: Path, xpack: bool, version: str = VERSION, unpack_only: bool = False
+) -> None:
     playbook = tmp_path / "install.yml"
     playbook.write_text(PLAYBOOK)
     extra = {
         "elasticsearch_home": str(tmp_path / "share" / "elasticsearch"),
-        "elasticsearch_version": VERSION,
+        "elasticsearch_version": version,
         "elasticsearch_archive_src": str(archive),
         "elasticsearch_xpack_available": xpack,
+        "__elasticsearch_archive_unpack_only": unpack_only,
         # The modules run in this interpreter (it has Ansible), not one found on PATH.
         "ansible_python_interpreter": sys.executable,
     }
@@ -99,3 +102,18 @@ def test_switching_flavour_at_one_version_switches_the_tree(tmp_path):
     _install(tmp_path, open_tgz, xpack=False)
     assert not (home / "modules" / "x-pack-security").exists()
     assert os.readlink(home) == f"{home}-{VERSION}"
+
+
+def test_next_version_unpacked_ahead_of_the_turn_leaves_the_running_tree_linked(tmp_path):
+    """What install_archive.yml does on a node to be upgraded, before its turn: the new
+    version's tree is ready, the node's install path still points at the running one."""
+    home = tmp_path / "share" / "elasticsearch"
+    _install(tmp_path, _tarball(tmp_path / "old.tar.gz", xpack=False), xpack=False)
+    nxt = "8.19.22"
+    new_tgz = _tarball(tmp_path / "new.tar.gz", xpack=False, version=nxt)
+    _install(tmp_path, new_tgz, xpack=False, version=nxt, unpack_only=True)
+    assert (Path(f"{home}-{nxt}") / "bin" / "elasticsearch").is_file()
+    assert os.readlink(home) == f"{home}-{VERSION}"
+    # Its turn: only the link moves.
+    _install(tmp_path, new_tgz, xpack=False, version=nxt)
+    assert os.readlink(home) == f"{home}-{nxt}"

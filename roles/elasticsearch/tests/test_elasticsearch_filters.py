@@ -257,3 +257,27 @@ def test_restart_order_stopped_nodes_first_else_inventory_order():
         "d": {"__elasticsearch_initially_up": False},
     }
     assert es.restart_order(["a", "b", "c", "d"], hv) == ["b", "d", "a", "c"]
+
+
+def test_restart_order_data_only_then_masters_then_the_elected_master():
+    nodes = [
+        {"host": "m1", "roles": ["master", "data"]},
+        {"host": "m2", "roles": ["master", "data", "ingest"]},
+        {"host": "d1", "roles": ["data", "ingest"]},
+        {"host": "m3", "roles": ["master"]},
+        {"host": "d2", "roles": ["data"]},
+    ]
+    hosts = ["m1", "m2", "d1", "m3", "d2"]
+    assert es.restart_order(hosts, {}, nodes, "m1") == ["d1", "d2", "m2", "m3", "m1"]
+    # The elected master unknown (no node answered): masters in inventory order.
+    assert es.restart_order(hosts, {}, nodes, "") == ["d1", "d2", "m1", "m2", "m3"]
+
+
+def test_restart_order_a_stopped_node_goes_first_whatever_its_roles():
+    nodes = [
+        {"host": "m1", "roles": ["master", "data"]},
+        {"host": "m2", "roles": ["master", "data"]},
+        {"host": "d1", "roles": ["data"]},
+    ]
+    hv = {"m2": {"__elasticsearch_initially_up": False}}
+    assert es.restart_order(["m1", "m2", "d1"], hv, nodes, "m1") == ["m2", "d1", "m1"]
