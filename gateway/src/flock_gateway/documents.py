@@ -361,3 +361,46 @@ class DocumentBuilder:
             raw = item.get("unixTime")
             docs.append(self._plain(STATUS, item, self.row_time(STATUS, raw, parse_epoch(raw))))
         return [d for d in docs if d is not None]
+
+    def quarantined(self, kind: str, line: Any, reason: str, seconds: float | None) -> Doc | None:
+        """A ``kind`` line that cannot be stored as sent (``reason``), in quarantine form:
+        the gateway's fields, the reason and the line kept whole as one unindexed JSON string
+        (``flock.raw_json``), nothing under ``data``. Filed under the line's own time
+        (``seconds``; else the receipt time) like a stored row; its id, from its text and
+        occurrence among the request's quarantined lines, keeps a resent batch stored once.
+        None when the line is older than the retention period."""
+        text = _raw_json(line)
+        self.spend(1, len(text))
+        raw = line.get(_TIME_FIELD.get(kind, "unixTime")) if isinstance(line, dict) else None
+        when = self.row_time(kind, raw, seconds)
+        if when is None:
+            self.expired += 1
+            return None
+        canon = json.dumps(line, sort_keys=True, separators=(",", ":")).encode("ascii")
+        seen, hasher = self._hasher(kind + QUARANTINE_ID_SUFFIX)
+        occurrence = seen.get(canon, 0)
+        seen[canon] = occurrence + 1
+        gateway = {
+            **self._gateway,
+            fields.QUARANTINE_REASON: reason[:1000],
+            fields.RAW_JSON: text,
+        }
+        source = {fields.TIMESTAMP: when.timestamp, fields.GATEWAY: gateway}
+        return Doc(when.index, _id(hasher, canon, occurrence), source)
+
+
+# Quarantined lines' ids hash this after the kind, so that they never meet a stored row's.
+QUARANTINE_ID_SUFFIX = "\x00quarantine"
+# The field of a kind's line that holds its time (what row_time caches by).
+_TIME_FIELD = {AGENT_LOGS: "timestamp"}
+
+
+def _raw_json(line: Any) -> str:
+    """A line as compact JSON text, its keys in the order sent; with \\u escapes only when
+    it holds strings UTF-8 cannot carry (lone surrogates)."""
+    text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(line, separators=(",", ":"))
+    return text

@@ -15,6 +15,8 @@ _HELP = {
     "flock_rows_stored_total": "Rows stored (including resent duplicates), by API.",
     "flock_rows_refused_total": "Rows not stored by policy, by API and reason.",
     "flock_rows_expired_total": "Rows older than the retention period, not stored.",
+    "flock_rows_quarantined_total": "Lines that cannot be stored as sent, stored in "
+    "quarantine form (flock.quarantine_reason, flock.raw_json), by API.",
     "flock_enroll_total": "osquery enrollment attempts, by result.",
     "flock_node_invalid_total": "osquery requests answered node_invalid, by endpoint.",
     "flock_storage_errors_total": "Requests answered 429/503 because storage failed, by reason "
