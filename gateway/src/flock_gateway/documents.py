@@ -122,7 +122,7 @@ def parse_epoch(value: Any) -> int | None:
         return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a quarantined inf
         return None
 
 

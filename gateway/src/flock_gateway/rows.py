@@ -32,6 +32,7 @@ from .storage import ndjson
 from .validation import (
     check_structure,
     parse_json,
+    parse_object,
     validate_flock_log_item,
     validate_result_item,
 )
@@ -268,10 +269,16 @@ def _parsed(body: bytes) -> tuple[Any, bool]:
 def _log_object(body: bytes) -> tuple[dict[str, Any], bool]:
     """An osquery log body's object, and whether its structure is checked (see
     :func:`_parsed`)."""
-    value, checked = _parsed(body)
-    if not isinstance(value, dict):
-        raise BadRequest("Invalid JSON object")
-    return value, checked
+    try:
+        return parse_object(body), True
+    except BadRequest as exc:
+        try:
+            value = json.loads(body)
+        except (ValueError, RecursionError):
+            raise exc from None
+        if not isinstance(value, dict):
+            raise exc from None
+        return value, False
 
 
 def _longer_than(line: Any, limit: int) -> bool:

@@ -201,7 +201,9 @@ def daemon(client):
 
 def _run(count, **kw):
     """``count`` rows of one differential run of a query (same time, counter)."""
-    return [osquery_line(UUID, name="processes", columns={"pid": str(n)}, **kw) for n in range(count)]
+    return [
+        osquery_line(UUID, name="processes", columns={"pid": str(n)}, **kw) for n in range(count)
+    ]
 
 
 def test_a_line_that_cannot_be_stored_never_blocks_the_agent(daemon, es, prefix):
@@ -230,9 +232,10 @@ def test_a_line_that_cannot_be_stored_never_blocks_the_agent(daemon, es, prefix)
         assert d["flock"]["username"] == UUID
         assert d["flock"]["source"] == "flock-agent"
         assert json.loads(d["flock"]["raw_json"]) in (lines[250], lines[260])
-    assert es.count(index=f"{prefix}-results-*", query={"term": {"flock.username": other}})[
-        "count"
-    ] == 0
+    assert (
+        es.count(index=f"{prefix}-results-*", query={"term": {"flock.username": other}})["count"]
+        == 0
+    )
 
     # the agent never saw an answer (say it crashed): it sends the same chunks again
     daemon.bodies.clear()

@@ -95,6 +95,8 @@ def python_path(body: bytes, budget: Budget) -> tuple[bytes, int, int, set[Any]]
         batch = rows.submitted(body, builder(budget), sender)
     except (BadRequest, PayloadTooLarge):
         return None
+    if batch.quarantined:  # a line the Python path refuses (kept in quarantine form)
+        return None
     return batch.bulk, batch.documents, batch.expired, names
 
 
