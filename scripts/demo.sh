@@ -65,6 +65,18 @@ Register a laptop and submit a row:
        -d '{"host_uuid": "demo-laptop", "other_arbitrary_data": "goes here"}' https://127.0.0.1:8443/submit
 (Registering the same username twice is refused; pick another name on the second try.)
 
+Flock agent (registration is open, as in inventory/example: gateway_agent_registration):
+  server URL https://<this machine>:8443 (the certificate names the gateway container,
+  localhost and 127.0.0.1). The agent trusts only its own CA bundle, not the keychain:
+  on macOS, as root, give its launchd job a bundle of the system roots plus this CA
+  (the agent's installer rewrites the job on each upgrade: do it again then):
+    mkdir -p /Library/Flock; security find-certificate -a -p /System/Library/Keychains/SystemRootCertificates.keychain > /Library/Flock/ca-bundle.pem
+    cat ca.crt >> /Library/Flock/ca-bundle.pem   # $repo/$ca, copied to the laptop
+    plutil -insert EnvironmentVariables -json '{"REQUESTS_CA_BUNDLE":"/Library/Flock/ca-bundle.pem"}' /Library/LaunchDaemons/media.firstlook.flock-agentd.plist
+    launchctl unload /Library/LaunchDaemons/media.firstlook.flock-agentd.plist; launchctl load /Library/LaunchDaemons/media.firstlook.flock-agentd.plist
+  Production: a publicly trusted certificate (gateway_tls_cert_file) needs none of this.
+  More: README.md, "Agents".
+
 Read the rows as the dashboards' read-only user (flock_viewer; searchable within the 5 s
 refresh; its password stays in a file on this machine):
   sleep 5; curl -s --cacert $ca -u "flock_viewer:\$(cat $viewer)" 'https://127.0.0.1:9200/flock-results-*/_search?q=flock.username:demo-laptop&pretty'

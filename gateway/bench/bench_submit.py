@@ -183,8 +183,10 @@ def role_nginx_conf(port: int, socket_path: Path, workdir: Path) -> str:
                   _gateway_nginx_user=pwd.getpwuid(os.getuid()).pw_name)  # fmt: skip
     text = env.from_string((ROLE / "templates" / "nginx.conf.j2").read_text()).render(**values)
     # the load generator's agents all come from 127.0.0.1 on keep-alive connections of
-    # their own: no per-client cap, and no limit on a connection's requests
+    # their own: no per-client cap or registration rate, and no limit on a connection's
+    # requests
     text = text.replace("    limit_conn flock_gateway_per_client", "    # limit_conn (bench)")
+    text = text.replace("    limit_req zone=flock_gateway_register", "    # limit_req (bench)")
     text = text.replace("http {\n", "http {\n    keepalive_requests 100000000;\n", 1)
     for path, mine in (("/run/nginx.pid", "nginx.pid"), ("/var/lib/nginx", "lib"),
                        ("/var/log/nginx", "log")):  # fmt: skip

@@ -203,8 +203,9 @@ impl Body {
     /// lines, state documents, lines without a time)` for result lines sent by `host`,
     /// when every line is plain by `rules`; `None` when one is not or the body exceeds its
     /// budget (`max_docs` documents, `max_bytes` bytes of canonical rows). A document's id
-    /// is the first 40 hex digits of the SHA-256 of `id_prefix`, the canonical row, NUL,
-    /// its occurrence among identical rows, NUL (documents.doc_id). `row_time(unixTime)`
+    /// is the first 40 hex digits of its link in a chain over the request's rows: the
+    /// SHA-256 of the previous link (32 zero bytes before the first row) and the SHA-256
+    /// of `id_prefix` and the canonical row (documents.doc_ids). `row_time(unixTime)`
     /// answers the row time's line parts `(before the id, before the row)`, or `None` for
     /// a row older than the retention.
     ///
@@ -243,9 +244,8 @@ impl Body {
         let mut base = Sha256::new();
         base.update(id_prefix);
         let mut times: HashMap<i64, Parts> = HashMap::new();
-        // by the digest of the row (after the id's prefix): a SHA-256 collision aside, one
-        // per distinct canonical row, without keeping or rehashing the row itself
-        let mut seen: HashMap<[u8; 32], i64> = HashMap::new();
+        // the id chain's last link: a row's id covers every row before it
+        let mut link = [0u8; 32];
         let mut names: HashSet<&str> = HashSet::new();
         // sized once for the body's rows and each document's action and gateway fields
         // (a few hundred bytes), rather than grown by copying as it fills
@@ -276,22 +276,19 @@ impl Body {
             if docs > max_docs || bytes > max_bytes {
                 return Ok(None);
             }
+            let mut row_digest = base.clone();
+            row_digest.update(&canon);
+            let mut next = Sha256::new();
+            next.update(link);
+            next.update(row_digest.finalize());
+            link = next.finalize().into();
+            // an expired row is a link too (documents.DocumentBuilder._make)
             let Some((before_id, before_row)) = parts else {
                 expired += 1;
                 continue;
             };
-            let mut digest = base.clone();
-            digest.update(&canon);
-            let count = seen.entry(digest.clone().finalize().into()).or_insert(0);
-            // the occurrence of this row among identical ones: NUL, its digits, NUL
-            let mut tail = Vec::with_capacity(24);
-            tail.push(b'\0');
-            json::write_int(&mut tail, *count);
-            tail.push(b'\0');
-            *count += 1;
-            digest.update(&tail);
             out.extend_from_slice(before_id);
-            push_hex40(&mut out, &digest.finalize());
+            push_hex40(&mut out, &link);
             out.extend_from_slice(before_row);
             out.extend_from_slice(&canon);
             out.extend_from_slice(LINES_END);

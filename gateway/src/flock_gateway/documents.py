@@ -7,9 +7,11 @@
 * ``@timestamp`` comes from the row's own ``unixTime`` (UTC); rows without one get the
   receipt time.
 * The daily index is derived from that timestamp, and the document id from the agent, the
-  row's canonical JSON and its occurrence number among identical rows of the same request.
-  A batch re-sent after a timeout therefore maps to the same index + id pairs and, written
-  with ``op_type=create``, is stored once.
+  row's canonical JSON and every row before it in the same request (a hash chain). A batch
+  re-sent after a timeout, as it was or with more lines after it (both clients resend their
+  oldest lines first, in the same order), therefore maps to the same index + id pairs and,
+  written with ``op_type=create``, is stored once; identical rows are two documents unless
+  everything sent before them in their requests is identical too.
 * Snapshot results (``"snapshot": [...]``) are expanded to one document per row.
 """
 
@@ -90,20 +92,29 @@ def id_prefix(username: str, kind: str) -> bytes:
     return username.encode("utf-8") + b"\x00" + kind.encode("utf-8") + b"\x00"
 
 
-def _id(hasher: Any, canonical_row: bytes, occurrence: int) -> str:
-    digest = hasher.copy()
-    digest.update(canonical_row)  # not joined to the rest first: a copy of the row less
-    digest.update(b"\x00%d\x00" % occurrence)
-    return digest.hexdigest()[:ID_DIGITS]
+def _link(hasher: Any, canonical_row: bytes, previous: bytes) -> bytes:
+    """The chain's next link: sha256 of the previous link and the row's own digest."""
+    row = hasher.copy()
+    row.update(canonical_row)  # not joined to the prefix first: a copy of the row less
+    return hashlib.sha256(previous + row.digest()).digest()
 
 
-# an id is the first 40 hex digits of the SHA-256 (160 bits: no collision in practice)
+# an id is the first 40 hex digits of its link (160 bits: no collision in practice)
 ID_DIGITS = 40
+# the link before a request's first row
+FIRST_LINK = bytes(32)
 
 
-def doc_id(username: str, kind: str, canonical_row: str, occurrence: int) -> str:
-    """sha256 of ``username NUL kind NUL canonical-row NUL occurrence NUL``, 40 hex digits."""
-    return _id(hashlib.sha256(id_prefix(username, kind)), canonical_row.encode("utf-8"), occurrence)
+def doc_ids(username: str, kind: str, canonical_rows: Iterable[str]) -> list[str]:
+    """The ids of a request's rows, in order: each is the first 40 hex digits of its link,
+    ``sha256(previous link || sha256(username NUL kind NUL canonical-row))``, the link
+    before the first row 32 zero bytes."""
+    hasher = hashlib.sha256(id_prefix(username, kind))
+    ids, link = [], FIRST_LINK
+    for row in canonical_rows:
+        link = _link(hasher, row.encode("utf-8"), link)
+        ids.append(link.hex()[:ID_DIGITS])
+    return ids
 
 
 def parse_epoch(value: Any) -> int | None:
@@ -111,7 +122,7 @@ def parse_epoch(value: Any) -> int | None:
         return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a quarantined inf
         return None
 
 
@@ -200,7 +211,7 @@ def _oldest(received: date, retention_days: int) -> datetime:
 
 
 class DocumentBuilder:
-    """Builds docs for one request; tracks occurrences of identical rows for the ids.
+    """Builds docs for one request; chains the ids of its rows.
 
     Rows older than the retention period are not stored (they would be deleted by the
     next prune anyway, and each one could otherwise create a stale daily index); they
@@ -226,9 +237,8 @@ class DocumentBuilder:
         self.expired = 0
         self._docs = 0
         self._bytes = 0
-        # per kind: how often each canonical row occurred so far (identical rows of one
-        # request get distinct ids)
-        self._seen: dict[str, dict[bytes, int]] = {}
+        # per kind: the id chain's last link (a row's id covers every row before it)
+        self._links: dict[str, bytes] = {}
         self._hashers: dict[str, Any] = {}
         # the same for every document of the request: built once, shared (read-only)
         self._gateway = {
@@ -299,14 +309,13 @@ class DocumentBuilder:
     ) -> Doc | None:
         """The document of ``row``, its id made of ``canon``; ``data``: ``canon`` is the
         row's own JSON text, so the bulk lines are written now."""
+        # an expired row is a link too: a resend made once more rows have expired keeps the
+        # later rows' ids
+        ident = self._next_id(kind, canon)
         if when is None:
             self.expired += 1
             return None
-        seen, hasher = self._hasher(kind)
-        occurrence = seen.get(canon, 0)
-        seen[canon] = occurrence + 1
         source = {fields.TIMESTAMP: when.timestamp, fields.GATEWAY: self._gateway, CLIENT_KEY: row}
-        ident = _id(hasher, canon, occurrence)
         lines = None
         if data:
             lines = b"".join((when.before_id, ident.encode(), when.before_row, canon, LINES_END))
@@ -319,12 +328,13 @@ class DocumentBuilder:
         # second encoding of every row
         return self._make(kind, item, when, canon, data=True)
 
-    def _hasher(self, kind: str) -> tuple[dict[bytes, int], Any]:
-        seen = self._seen.get(kind)
-        if seen is None:
-            seen = self._seen[kind] = {}
-            self._hashers[kind] = hashlib.sha256(self.id_prefix(kind))
-        return seen, self._hashers[kind]
+    def _next_id(self, kind: str, canon: bytes) -> str:
+        """The id of the request's next ``kind`` row, ``canon`` (see :func:`doc_ids`)."""
+        hasher = self._hashers.get(kind)
+        if hasher is None:
+            hasher = self._hashers[kind] = hashlib.sha256(self.id_prefix(kind))
+        link = self._links[kind] = _link(hasher, canon, self._links.get(kind, FIRST_LINK))
+        return link.hex()[:ID_DIGITS]
 
     def results(self, items: Iterable[dict[str, Any]], state: Any = None) -> list[Doc]:
         """osquery result lines (differential or snapshot) -> one doc per row; each stored
@@ -382,3 +392,44 @@ class DocumentBuilder:
             raw = item.get("unixTime")
             docs.append(self._plain(STATUS, item, self.row_time(STATUS, raw, parse_epoch(raw))))
         return [d for d in docs if d is not None]
+
+    def quarantined(self, kind: str, line: Any, reason: str, seconds: float | None) -> Doc | None:
+        """A ``kind`` line that cannot be stored as sent (``reason``), in quarantine form:
+        the gateway's fields, the reason and the line kept whole as one unindexed JSON string
+        (``flock.raw_json``), nothing under ``data``. Filed under the line's own time
+        (``seconds``; else the receipt time) like a stored row; its id, chained over the
+        request's quarantined lines as rows' ids are, keeps a resent batch stored once.
+        None when the line is older than the retention period."""
+        text = _raw_json(line)
+        self.spend(1, len(text))
+        raw = line.get(_TIME_FIELD.get(kind, "unixTime")) if isinstance(line, dict) else None
+        when = self.row_time(kind, raw, seconds)
+        canon = json.dumps(line, sort_keys=True, separators=(",", ":")).encode("ascii")
+        ident = self._next_id(kind + QUARANTINE_ID_SUFFIX, canon)
+        if when is None:
+            self.expired += 1
+            return None
+        gateway = {
+            **self._gateway,
+            fields.QUARANTINE_REASON: reason[:1000],
+            fields.RAW_JSON: text,
+        }
+        source = {fields.TIMESTAMP: when.timestamp, fields.GATEWAY: gateway}
+        return Doc(when.index, ident, source)
+
+
+# Quarantined lines' ids hash this after the kind, so that they never meet a stored row's.
+QUARANTINE_ID_SUFFIX = "\x00quarantine"
+# The field of a kind's line that holds its time (what row_time caches by).
+_TIME_FIELD = {AGENT_LOGS: "timestamp"}
+
+
+def _raw_json(line: Any) -> str:
+    """A line as compact JSON text, its keys in the order sent; with \\u escapes only when
+    it holds strings UTF-8 cannot carry (lone surrogates)."""
+    text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(line, separators=(",", ":"))
+    return text

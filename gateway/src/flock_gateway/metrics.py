@@ -18,6 +18,8 @@ _HELP = {
     "flock_state_documents_total": "Current-state documents written (or already newer), by API.",
     "flock_state_unordered_total": "Result lines without a time of their own, kept out of the "
     "current state, by API.",
+    "flock_rows_quarantined_total": "Lines that cannot be stored as sent, stored in "
+    "quarantine form (flock.quarantine_reason, flock.raw_json), by API.",
     "flock_enroll_total": "osquery enrollment attempts, by result.",
     "flock_node_invalid_total": "osquery requests answered node_invalid, by endpoint.",
     "flock_storage_errors_total": "Requests answered 429/503 because storage failed, by reason "

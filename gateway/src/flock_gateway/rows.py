@@ -25,12 +25,19 @@ from typing import Any, NamedTuple
 import orjson
 
 from . import accelerator
-from .documents import DocumentBuilder, TooLarge
+from .documents import DocumentBuilder, TooLarge, parse_epoch
 from .errors import BadRequest, PayloadTooLarge
 from .fields import OS_VERSION_QUERY
+from .indices import AGENT_LOGS, RESULTS, STATUS
 from .state import StateLines
 from .storage import ndjson
-from .validation import as_items, parse_json, parse_object, validate_result_item
+from .validation import (
+    check_structure,
+    parse_json,
+    parse_object,
+    validate_flock_log_item,
+    validate_result_item,
+)
 
 
 class Batch(NamedTuple):
@@ -43,6 +50,7 @@ class Batch(NamedTuple):
     expired: int  # rows older than the retention period, not stored
     refused: int = 0  # lines whose query the sender may not send, not stored
     dropped: int = 0  # osquery status lines the gateway is set to drop
+    quarantined: int = 0  # lines that cannot be stored as sent, in ``bulk`` in quarantine form
     # the stored lines' current-state documents (written with the documents), when asked
     state: StateLines | None = None
 
@@ -63,18 +71,102 @@ def submitted(
     body: bytes, builder: DocumentBuilder, sender: Sender, state: StateLines | None = None
 ) -> Batch:
     """A ``/submit`` body: one result line (an object) or an array of them, each naming
-    ``sender.host`` in ``hostIdentifier`` or ``host_uuid``. BadRequest names the first
-    line that is refused; PayloadTooLarge when the body expands beyond its budget. The
-    stored lines are also handed to ``state``."""
+    ``sender.host`` in ``hostIdentifier`` or ``host_uuid``. A line that cannot be stored as
+    sent (another host's, of wrong types, numbers Elasticsearch cannot take...) is
+    quarantined with the reason, so that one line never holds back the others: an agent
+    resends a refused request unchanged, for ever. BadRequest only for a body that is not
+    JSON or not an object or array of them; PayloadTooLarge when the body expands beyond
+    its budget. The stored lines are also handed to ``state``."""
     tree = accelerator.parse(body, wrapped=False)
     if tree is not None:
         batch = _compiled(tree, builder, sender, state)
         if batch is not None:
             return batch
-    items = as_items(parse_json(body))
+    items, checked = body_lines(body)
+    good, bad = checked_lines(items, sender.host, checked)
+    return with_quarantined(_built(good, builder, sender, state), builder, bad, len(items))
+
+
+def body_lines(body: bytes) -> tuple[list[Any], bool]:
+    """The lines of a body that is one JSON object or an array, and whether their
+    structure is checked (:func:`_parsed`). BadRequest for a body that is not JSON, or
+    neither an object nor an array."""
+    value, checked = _parsed(body)
+    if isinstance(value, dict):
+        return [value], checked
+    if not isinstance(value, list):
+        raise BadRequest("Data is not an array")
+    return value, checked
+
+
+Refused = tuple[Any, str]  # a line that cannot be stored as sent, and why
+
+
+def checked_lines(
+    items: list[Any], host: str | None, checked: bool = True
+) -> tuple[list[dict[str, Any]], list[Refused]]:
+    """Lines that can be stored as sent, and the others with the reason: result lines of
+    ``host``, or (``host`` None) Flock agent event log lines; ``checked``: the lines' JSON
+    structure was checked already."""
+    good: list[dict[str, Any]] = []
+    bad: list[Refused] = []
     for i, item in enumerate(items):
-        validate_result_item(i, item, sender.host)
-    return _built(items, builder, sender, state)
+        try:
+            if not checked:
+                check_structure([item])
+            if not isinstance(item, dict):
+                raise BadRequest(f"Item {i} is not an object")
+            if host is None:
+                validate_flock_log_item(i, item)
+            else:
+                validate_result_item(i, item, host)
+        except BadRequest as exc:
+            bad.append((item, exc.message))
+        else:
+            good.append(item)
+    return good, bad
+
+
+def agent_logs(body: bytes, builder: DocumentBuilder) -> Batch:
+    """A ``/submit_flock_logs`` body: Flock agent event log lines, those that cannot be
+    stored as sent quarantined, as :func:`submitted`."""
+    items, checked = body_lines(body)
+    good, bad = checked_lines(items, None, checked)
+    try:
+        docs = builder.agent_logs(good)
+    except TooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from None
+    batch = Batch(len(items), ndjson.body(docs), len(docs), builder.expired)
+    return with_quarantined(batch, builder, bad, len(items), AGENT_LOGS)
+
+
+def with_quarantined(
+    batch: Batch, builder: DocumentBuilder, bad: list[Refused], lines: int, kind: str = RESULTS
+) -> Batch:
+    """``batch`` with the quarantine form of the ``bad`` lines of a body of ``lines``."""
+    if not bad:
+        return batch._replace(lines=lines) if batch.lines != lines else batch
+    time_field = "timestamp" if kind == AGENT_LOGS else "unixTime"
+    docs = []
+    try:
+        for line, reason in bad:
+            epoch = parse_epoch(line.get(time_field)) if isinstance(line, dict) else None
+            if epoch is not None and kind == AGENT_LOGS:
+                seconds = epoch / 1000 if abs(epoch) < 10**15 else None
+            else:
+                seconds = epoch
+            doc = builder.quarantined(kind, line, reason, seconds)
+            if doc is not None:
+                docs.append(doc)
+    except TooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from None
+    return batch._replace(
+        lines=lines,
+        bulk=batch.bulk + ndjson.body(docs),
+        documents=batch.documents + len(docs),
+        expired=builder.expired,
+        quarantined=len(docs),
+    )
 
 
 class LogBody:
@@ -86,6 +178,7 @@ class LogBody:
         self._max_lines = max_lines
         self._max_line_bytes = max_line_bytes
         self._tree: Any = None
+        self._checked = True  # the lines' structure is checked with the body's
         # a body over the line limit may hold a line over it, which only the Python path
         # measures
         if len(body) <= max_line_bytes:
@@ -95,7 +188,7 @@ class LogBody:
             self.log_type: Any = self._tree.log_type
             self._data: dict[str, Any] | None = None
         else:
-            self._data = parse_object(body)
+            self._data, self._checked = _log_object(body)
             self.node_key = self._data.get("node_key")
             self.log_type = self._data.get("log_type")
 
@@ -118,26 +211,29 @@ class LogBody:
             if batch is not None:
                 return batch
         if self._data is None:  # the accelerator read the body, and declined its lines
-            self._data = parse_object(self._body)
-        lines = self._lines(self._data.get("data"))
+            self._data, self._checked = _log_object(self._body)
+        lines, bad = self._lines(self._data.get("data"))
         host = sender.host
         named = map(dict.get, lines, repeat("hostIdentifier"), repeat(host))
         if any(map(operator.ne, named, repeat(host))):
             raise OtherHost
+        count = len(lines) + len(bad)
         if self.log_type == "status":
             if not keep_status:
-                return Batch(len(lines), b"", 0, 0, dropped=len(lines))
+                return Batch(count, b"", 0, 0, dropped=count)
             try:
                 docs = builder.status(lines)
             except TooLarge as exc:
                 raise PayloadTooLarge(str(exc)) from None
-            return Batch(len(lines), ndjson.body(docs), len(docs), builder.expired)
-        for i, line in enumerate(lines):
+            batch = Batch(count, ndjson.body(docs), len(docs), builder.expired)
+            return with_quarantined(batch, builder, bad, count, STATUS)
+        for line in lines:
             line.setdefault("hostIdentifier", host)
-            validate_result_item(i, line, host)
-        return _built(lines, builder, sender, state)
+        good, wrong = checked_lines(lines, host)
+        return with_quarantined(_built(good, builder, sender, state), builder, bad + wrong, count)
 
-    def _lines(self, data: Any) -> list[dict[str, Any]]:
+    def _lines(self, data: Any) -> tuple[list[dict[str, Any]], list[Refused]]:
+        """The body's lines as objects, and those that are not (or not JSON), with why."""
         if not isinstance(data, list):
             raise BadRequest("data must be an array")
         if len(data) > self._max_lines:
@@ -146,21 +242,57 @@ class LogBody:
         # no line of a body within the limit can be beyond it
         measure = len(self._body) > limit
         lines = []
+        bad: list[Refused] = []
         for i, raw in enumerate(data):
-            if isinstance(raw, str):  # some osquery versions send each line as a JSON string
-                if len(raw) > limit:
-                    raise PayloadTooLarge(f"line {i} is larger than the line limit")
-                line = parse_json(raw.encode("utf-8", "surrogatepass"))
+            try:
+                if isinstance(raw, str):  # some osquery versions send each line as JSON text
+                    if len(raw) > limit:
+                        raise PayloadTooLarge(f"line {i} is larger than the line limit")
+                    line = parse_json(raw.encode("utf-8", "surrogatepass"))
+                else:
+                    line = raw
+                    if measure and _longer_than(line, limit):
+                        raise PayloadTooLarge(f"line {i} is larger than the line limit")
+                    if not self._checked:
+                        check_structure([line])
+                if not isinstance(line, dict):
+                    raise BadRequest(f"Item {i} is not an object")
+            except BadRequest as exc:
+                bad.append((raw, exc.message))
             else:
-                line = raw
-                if measure and _longer_than(line, limit):
-                    raise PayloadTooLarge(f"line {i} is larger than the line limit")
-            if not isinstance(line, dict):
-                raise BadRequest(f"Item {i} is not an object")
-            lines.append(line)
-        # parse_json already checked the whole body's structure, and each line that came
-        # as a JSON string when it was parsed
-        return lines
+                lines.append(line)
+        # parse_json already checked the whole body's structure (or each line above), and
+        # each line that came as a JSON string when it was parsed
+        return lines, bad
+
+
+def _parsed(body: bytes) -> tuple[Any, bool]:
+    """The body's JSON value, and whether its structure is checked: when
+    :func:`~.validation.parse_json` refuses a body the standard library reads, the fault is
+    inside it (too deep, numbers out of range, invalid Unicode in a string) and is left to
+    the checks of each line. BadRequest for a body that is not JSON at all."""
+    try:
+        return parse_json(body), True
+    except BadRequest as exc:
+        try:
+            return json.loads(body), False
+        except (ValueError, RecursionError):
+            raise exc from None
+
+
+def _log_object(body: bytes) -> tuple[dict[str, Any], bool]:
+    """An osquery log body's object, and whether its structure is checked (see
+    :func:`_parsed`)."""
+    try:
+        return parse_object(body), True
+    except BadRequest as exc:
+        try:
+            value = json.loads(body)
+        except (ValueError, RecursionError):
+            raise exc from None
+        if not isinstance(value, dict):
+            raise exc from None
+        return value, False
 
 
 def _longer_than(line: Any, limit: int) -> bool:

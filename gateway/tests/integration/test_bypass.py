@@ -62,10 +62,19 @@ def test_tokens_of_similar_shape_fail(client, tokens):
 
 def test_attacker_cannot_write_rows_for_the_victim(client, tokens, es, prefix):
     atk = tokens["attacker-laptop"]
+    # lines naming the victim are held in quarantine under the attacker's name, with the
+    # reason: never stored as the victim's (nor as data anyone's panels read)
     res = submit(client, "attacker-laptop", atk, [osquery_line("victim-laptop")])
-    assert res.status_code == 400
+    assert res.status_code == 200
+    assert json.loads(res.data)["quarantined_count"] == 1
     res = submit(client, "attacker-laptop", atk, {"host_uuid": "victim-laptop"})
-    assert res.status_code == 400
+    assert json.loads(res.data)["quarantined_count"] == 1
+    held = stored(es, prefix, query={"exists": {"field": "flock.quarantine_reason"}})
+    assert len(held) == 2
+    for hit in held:
+        assert hit["_source"]["flock"]["username"] == "attacker-laptop"
+        assert "data" not in hit["_source"]
+        assert "victim-laptop" in hit["_source"]["flock"]["raw_json"]
     # a forged tag is stored as the attacker's own data, never as the gateway's tag
     res = submit(
         client,
@@ -74,7 +83,7 @@ def test_attacker_cannot_write_rows_for_the_victim(client, tokens, es, prefix):
         [osquery_line("attacker-laptop", flock={"username": "victim-laptop"})],
     )
     assert res.status_code == 200
-    (hit,) = stored(es, prefix)
+    (hit,) = stored(es, prefix, query={"exists": {"field": "data"}})
     assert hit["_source"]["flock"]["username"] == "attacker-laptop"
     assert hit["_source"]["data"]["flock"] == {"username": "victim-laptop"}
     assert stored(es, prefix, query={"term": {"flock.username": "victim-laptop"}}) == []

@@ -309,6 +309,28 @@ def test_rows_for_another_host_are_node_invalid(oclient, es, prefix):
     assert stored(es, prefix) == []
 
 
+def test_a_line_that_cannot_be_stored_never_blocks_osqueryd(oclient, es, prefix):
+    """osqueryd resends a refused batch for ever: a line of wrong types, or not JSON, is
+    quarantined with its reason and the batch answers 200; a resend stores nothing twice."""
+    key = enroll(oclient)["node_key"]
+    name = sorted(SCHEDULE.names)[0]
+    bad = result_line(name, columns={"version": ["not", "a", "scalar"]})
+    lines = [result_line(name), bad, "{not json", result_line(name, counter=2)]
+    body = {"node_key": key, "log_type": "result", "data": lines}
+    for _ in range(2):
+        res, out = post(oclient, "/osquery/log", body, gzipped=True)
+        assert res.status_code == 200
+        assert out["node_invalid"] is False
+        assert (out["processed_count"], out["stored_count"], out["quarantined_count"]) == (4, 4, 2)
+    docs = [h["_source"] for h in stored(es, prefix)]
+    held = [d for d in docs if "quarantine_reason" in d["flock"]]
+    assert len(docs) == 4
+    assert sorted(d["flock"]["raw_json"] for d in held) == sorted(
+        [json.dumps(bad, separators=(",", ":")), '"{not json"']
+    )
+    assert all(d["flock"]["source"] == "osquery" for d in held)
+
+
 def test_secret_rotation(es_url, prefix, storage):
     both = create_app(Config(es_hosts=(es_url,), index_prefix=prefix,
                              enroll_secrets=(SECRET, OLD_SECRET))).test_client()  # fmt: skip

@@ -26,12 +26,13 @@ def test_same_batch_twice_is_stored_once(client, es, prefix):
 
 
 def test_partial_then_full_resend(client, es, prefix):
-    """An agent whose first request half-succeeded resends a larger batch."""
+    """An agent whose first request half-succeeded resends a larger batch (its oldest
+    lines first, in the same order: both clients do)."""
     token = register(client, HOST)
     batch = [osquery_line(HOST, counter=i, columns={"n": str(i)}) for i in range(50)]
     assert submit(client, HOST, token, batch[:20]).status_code == 200
     assert submit(client, HOST, token, batch).status_code == 200
-    assert submit(client, HOST, token, list(reversed(batch))).status_code == 200
+    assert submit(client, HOST, token, batch).status_code == 200
     assert len(stored(es, prefix)) == 50
 
 

@@ -111,7 +111,13 @@ def test_readme_curl_examples(server, es, prefix):
     creds = base64.b64encode(f"insert_endpoint_uuid_here:{token}".encode()).decode()
     status, body = curl("-H", f"Authorization: Basic {creds}", *args)
     assert status == 200
-    assert body == {"processed_count": 1, "stored_count": 1, "expired_count": 0, "error": False}
+    assert body == {
+        "processed_count": 1,
+        "stored_count": 1,
+        "quarantined_count": 0,
+        "expired_count": 0,
+        "error": False,
+    }
 
     (hit,) = stored(es, prefix)
     assert hit["_source"]["data"]["other_arbitrary_data"] == "goes here"
@@ -268,7 +274,13 @@ def test_concurrent_agents_share_bulks_and_get_their_own_answers(
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         conn.request("GET", "/metrics")
         metrics = conn.getresponse().read().decode()
-    answer = {"processed_count": 5, "stored_count": 5, "expired_count": 0, "error": False}
+    answer = {
+        "processed_count": 5,
+        "stored_count": 5,
+        "quarantined_count": 0,
+        "expired_count": 0,
+        "error": False,
+    }
     assert answers == dict.fromkeys(agents, (200, answer))
     assert len(stored(es, prefix)) == 200
     counts = {line.split("{")[0]: int(line.rsplit(" ", 1)[1])

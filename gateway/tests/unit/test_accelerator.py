@@ -104,6 +104,8 @@ def python_path(body: bytes, budget: Budget) -> Made | None:
         batch = rows.submitted(body, build, sender, state)
     except (BadRequest, PayloadTooLarge):
         return None
+    if batch.quarantined:  # a line the Python path refuses (kept in quarantine form)
+        return None
     return batch.bulk, batch.documents, batch.expired, names, state.bulk({})[0]
 
 

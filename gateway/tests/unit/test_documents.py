@@ -1,6 +1,6 @@
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,7 +10,7 @@ from flock_gateway.documents import (
     Tag,
     TooLarge,
     canonical,
-    doc_id,
+    doc_ids,
     iso,
     row_time,
 )
@@ -82,11 +82,14 @@ def test_ids_are_deterministic_across_requests():
     assert len({d.id for d in first}) == 3
 
 
-def test_ids_do_not_depend_on_key_order_or_batch_position():
+def test_ids_do_not_depend_on_key_order():
     a = builder().results([row(), row(name="x")])
     reordered = {k: row()[k] for k in reversed(list(row()))}
-    b = builder().results([row(name="x"), reordered])
-    assert {d.id for d in a} == {d.id for d in b}
+    b = builder().results([reordered, row(name="x")])
+    assert [d.id for d in a] == [d.id for d in b]
+    # the rows before one are part of its id: a resend must keep the order
+    c = builder().results([row(name="x"), row()])
+    assert not {d.id for d in a} & {d.id for d in c}
 
 
 def test_identical_rows_in_one_request_are_kept_apart():
@@ -97,27 +100,44 @@ def test_identical_rows_in_one_request_are_kept_apart():
 
 
 def test_ids_follow_the_id_scheme_definition():
-    """Ids must not change across upgrades (a batch resent across one is stored once):
-    sha256 of agent, kind, the row's sorted compact JSON and its occurrence, NUL after
-    each, first 40 hex digits."""
+    """Ids must not change across upgrades (a batch resent across one is stored once): a
+    chain over the request's rows, each link sha256(previous link || sha256(agent NUL
+    kind NUL the row's sorted compact JSON)), 32 zero bytes before the first; an id is its
+    link's first 40 hex digits."""
     rows = [row(), row(), row(columns={"version": "Café ユーザー"}), row(unixTime="1795684799")]
     got = [d.id for d in builder().results(rows)]
     want = []
-    for i, r in enumerate(rows):
+    link = bytes(32)
+    texts = []
+    for r in rows:
         text = json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        occurrence = 1 if i == 1 else 0
-        data = f"host-1\0results\0{text}\0{occurrence}\0".encode()
-        want.append(hashlib.sha256(data).hexdigest()[:40])
+        texts.append(text)
+        row_digest = hashlib.sha256(f"host-1\0results\0{text}".encode()).digest()
+        link = hashlib.sha256(link + row_digest).digest()
+        want.append(link.hex()[:40])
     assert got == want
-    assert doc_id("host-1", "results", json.dumps(rows[3], sort_keys=True,
-                  separators=(",", ":"), ensure_ascii=False), 0) == want[3]  # fmt: skip
+    assert doc_ids("host-1", "results", texts) == want
 
 
-def test_ids_depend_on_agent():
+def test_ids_depend_on_agent_kind_and_what_came_before():
     other = DocumentBuilder("flock", Tag("host-2", "", "flock-agent"), 90, received=RECEIVED)
     assert builder().results([row()])[0].id != other.results([row()])[0].id
-    assert doc_id("a", "results", "{}", 0) != doc_id("a", "results", "{}", 1)
-    assert doc_id("a", "results", "{}", 0) != doc_id("a", "agent-logs", "{}", 0)
+    assert doc_ids("a", "results", ["{}"]) != doc_ids("a", "agent-logs", ["{}"])
+    # the same row after another is another document; a longer resend keeps the ids
+    first, second = doc_ids("a", "results", ["{}", "{}"])
+    assert first != second
+    assert doc_ids("a", "results", ["{}", "{}", "[]"])[:2] == [first, second]
+
+
+def test_an_expired_row_is_a_link_too():
+    """A resend made once its first row has expired keeps the later rows' ids."""
+    old = row(unixTime=str(int(RECEIVED.timestamp()) - 89 * 86400 - 1))
+    fresh = row(columns={"n": "1"})
+    before = builder().results([old, fresh])
+    after = builder(received=RECEIVED + timedelta(days=2)).results([old, fresh])
+    assert len(before) == 2
+    assert len(after) == 1
+    assert after[0].id == before[1].id
 
 
 def test_snapshot_expanded_one_doc_per_row():

@@ -366,13 +366,29 @@ def agent(es, enroll_secret):
     return username, reply["auth_token"]
 
 
-def test_register_needs_enrollment_secret(es):
+def test_unmodified_flock_agent_registers_and_osquery_still_needs_the_secret(gw, es):
+    """gateway_agent_registration: open. The published agent's request (JSON, its
+    User-Agent, no secret anywhere) registers; osquery's enrollment keeps its secret."""
+    config = tomllib.loads(gw.file("/etc/flock/gateway.toml").content_string)
+    assert config["gateway"]["register_requires_secret"] is False
+    username = str(uuid.uuid4()).upper()
     rc, body, status = _curl(
-        es, "--cacert", CA, "--data", "username=molecule-nosecret", _url("/register")
-    )
-    assert rc == 0
-    assert status == "401", body
-    assert json.loads(body)["error"] is True
+        es, "--cacert", CA, "-H", "Content-Type: application/json",
+        "-H", "User-Agent: Flock Agent 0.1.4",
+        "--data", json.dumps({"username": username, "name": "Unmodified agent"}),
+        _url("/register"),
+    )  # fmt: skip
+    assert (rc, status) == (0, "200"), body
+    token = json.loads(body)["auth_token"]
+    _, body, status = _curl(es, "--cacert", CA, "-u", f"{username}:{token}", _url("/ping"))
+    assert status == "200", body
+    _, body, status = _curl(
+        es, "--cacert", CA, "-H", "Content-Type: application/json",
+        "--data", json.dumps({"enroll_secret": "not-the-secret-0123456789",
+                              "host_identifier": str(uuid.uuid4())}),
+        _url("/osquery/enroll"),
+    )  # fmt: skip
+    assert json.loads(body) == {"node_invalid": True}, body
 
 
 def test_ping_with_token(es, agent):
@@ -781,3 +797,48 @@ def test_broken_release_rolled_back(gw):
 def test_upgraded_release_serves(es):
     rc, body, status = _curl(es, "--cacert", CA, _url("/readyz"))
     assert (rc, status) == (0, "200"), body
+
+
+# --- last: it spends this address's registration budget --------------------------------
+
+
+def test_registrations_per_address_are_rate_limited(gw):
+    """From one address, /register passes gateway_proxy_register_burst requests at once
+    (and then gateway_proxy_register_per_minute a minute); the rest get nginx's 429 in the
+    gateway's shape, before the gateway reads them. Other endpoints are not limited. Sent
+    from a loopback address of its own on the gateway host: the laptop's address has
+    spent some of its budget in the tests above."""
+    variables = gw.ansible.get_variables()
+    burst = int(variables.get("gateway_proxy_register_burst", 20))
+    per_minute = int(variables.get("gateway_proxy_register_per_minute", 10))
+    count = burst + 15
+    answers = "/root/molecule-register"
+    curl = (
+        f"curl -s -i --interface 127.0.33.{uuid.uuid4().int % 250 + 2} --cacert {CA} "
+        f"--resolve {GATEWAY}:{PORT}:127.0.0.1"
+    )
+    loop = (
+        f"mkdir -p {answers}; start=$(date +%s.%N); for i in $(seq {count}); do "
+        f"{curl} --data username=-invalid {_url('/register')} > {answers}/$i; done; "
+        f"echo $start $(date +%s.%N); "
+        f"for i in $(seq {count}); do head -n1 {answers}/$i | cut -d' ' -f2; done"
+    )
+    out = gw.check_output("bash -c %s", loop).split()
+    start, end, statuses = float(out[0]), float(out[1]), out[2:]
+    assert len(statuses) == count
+    passed = [s for s in statuses if s != "429"]
+    assert set(passed) == {"400"}, statuses  # the gateway's own answer to the bad name
+    refilled = (end - start) * per_minute / 60
+    assert burst + 1 <= len(passed) <= burst + 2 + refilled, statuses
+    first_refused = statuses.index("429") + 1
+    answer = gw.check_output("cat %s/%s", answers, str(first_refused))
+    head, _, body = answer.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 429"), answer
+    assert "Retry-After: 10" in head, head
+    assert json.loads(body) == {
+        "error": True,
+        "error_msg": "Too many requests from this address, try again later",
+    }
+    # the same address's other requests still pass
+    status = gw.check_output(f"{curl} -o /dev/null -w '%{{http_code}}' {_url('/healthz')}")
+    assert status == "200", status

@@ -21,18 +21,15 @@ from ..auth import (
     reserved_for_osquery,
     secret_in,
 )
-from ..documents import DocumentBuilder, Tag, TooLarge
-from ..errors import BadRequest, PayloadTooLarge, Unauthorized
+from ..documents import DocumentBuilder, Tag
+from ..errors import BadRequest, Unauthorized
 from ..fields import FLOCK_AGENT
 from ..logging import get_logger
 from ..rows import Sender
 from ..services import Services, services
 from ..storage.registry import AlreadyRegistered
 from ..validation import (
-    as_items,
-    parse_json,
     parse_object,
-    validate_flock_log_item,
     validate_name,
     validate_username,
 )
@@ -167,15 +164,18 @@ def submit() -> Response:
     svc.metrics.inc(
         "flock_rows_refused_total", batch.refused, api="flock", reason="not_in_schedule"
     )
+    quarantined = _quarantined(svc, agent, batch, result.quarantined, "flock")
     g.counts = {
         "items": batch.lines,
         "rows": result.stored,
         "expired": batch.expired,
         "refused": batch.refused,
+        "quarantined": quarantined,
     }
     fields = {
         "processed_count": batch.lines,
         "stored_count": result.stored,
+        "quarantined_count": quarantined,
         "expired_count": batch.expired,
     }
     if svc.config.strict_allowlist:
@@ -188,18 +188,35 @@ def submit_flock_logs() -> Response:
     svc = services()
     agent = require_agent()
     body = read_body()
-    items = as_items(parse_json(body))
-    for i, item in enumerate(items):
-        validate_flock_log_item(i, item)
-    builder = _builder(svc, agent, len(body))
-    try:
-        docs = builder.agent_logs(items)
-    except TooLarge as exc:
-        raise PayloadTooLarge(str(exc)) from None
-    result = svc.writer.write(docs)
+    batch = rows.agent_logs(body, _builder(svc, agent, len(body)))
+    result = svc.writer.write_lines(batch.bulk, batch.documents)
     svc.metrics.inc("flock_rows_stored_total", result.stored, api="flock_logs")
-    svc.metrics.inc("flock_rows_expired_total", builder.expired, api="flock_logs")
-    g.counts = {"items": len(items), "rows": result.stored, "expired": builder.expired}
+    svc.metrics.inc("flock_rows_expired_total", batch.expired, api="flock_logs")
+    quarantined = _quarantined(svc, agent, batch, result.quarantined, "flock_logs")
+    g.counts = {
+        "items": batch.lines,
+        "rows": result.stored,
+        "expired": batch.expired,
+        "quarantined": quarantined,
+    }
     return success(
-        processed_count=len(items), stored_count=result.stored, expired_count=builder.expired
+        processed_count=batch.lines,
+        stored_count=result.stored,
+        quarantined_count=quarantined,
+        expired_count=batch.expired,
     )
+
+
+def _quarantined(
+    svc: Services, agent: Agent, batch: rows.Batch, refused_by_storage: int, api: str
+) -> int:
+    """Lines held in quarantine form: the gateway's (``batch.quarantined``) and those
+    Elasticsearch refused; logged and counted, since the agent never looks."""
+    quarantined = batch.quarantined + refused_by_storage
+    svc.metrics.inc("flock_rows_quarantined_total", quarantined, api=api)
+    if batch.quarantined:
+        log.warning(
+            "lines that cannot be stored as sent were quarantined",
+            extra={"agent": agent.username, "quarantined": batch.quarantined},
+        )
+    return quarantined

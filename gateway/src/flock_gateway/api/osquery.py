@@ -344,12 +344,25 @@ def log_endpoint() -> Response:
             "rows refused: query not in the schedule",
             extra={"agent": agent.username, "refused": batch.refused},
         )
-    g.counts = {"items": batch.lines, "rows": result.stored, "refused": batch.refused}
+    quarantined = batch.quarantined + result.quarantined
+    svc.metrics.inc("flock_rows_quarantined_total", quarantined, api=kind)
+    if batch.quarantined:
+        log.warning(
+            "lines that cannot be stored as sent were quarantined",
+            extra={"agent": agent.username, "quarantined": batch.quarantined},
+        )
+    g.counts = {
+        "items": batch.lines,
+        "rows": result.stored,
+        "refused": batch.refused,
+        "quarantined": quarantined,
+    }
     return jsonify(
         {
             "node_invalid": False,
             "processed_count": batch.lines,
             "stored_count": result.stored,
+            "quarantined_count": quarantined,
             "refused_count": batch.refused,
             "dropped_count": batch.dropped,
             "expired_count": batch.expired,
