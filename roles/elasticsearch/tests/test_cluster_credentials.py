@@ -37,6 +37,7 @@ PLAYBOOK = """\
         tasks_from: passwords
 """
 
+# Two of Flock's users stand for all of them (each file is one more task on the controller).
 USERS = ["elastic", "kibana_system", "flock_gateway", "flock_viewer"]
 
 
@@ -47,6 +48,10 @@ def _inventory(credentials: Path, alpha: str, beta: str) -> dict:
         "elasticsearch_address": "127.0.0.1",
         "elasticsearch_heap_size": "64m",
         "flock_credentials_dir": str(credentials),
+        "elasticsearch_users": {
+            "flock_gateway": {"roles": ["flock_gateway_writer"]},
+            "flock_viewer": {"roles": ["flock_viewer"]},
+        },
     }
     return {
         "all": {
