@@ -12,8 +12,9 @@ version=${KIBANA_STANDIN_VERSION:-$("$here/../elastic-version.sh")}
 cache=${FLOCK_CACHE:-$HOME/.cache/flock}/kibana-standin
 mkdir -p "$cache"
 
-key=$( (echo "$version"; cd "$here" && cat build.sh kibana_standin.py \
-        layout/bin/kibana layout/config/kibana.yml layout/STANDIN-NOT-KIBANA.txt) \
+key=$( (echo "$version"; cd "$here" && cat build.sh kibana_standin.py kibana_keystore_standin.py \
+        layout/bin/kibana layout/bin/kibana-keystore layout/config/kibana.yml \
+        layout/STANDIN-NOT-KIBANA.txt) \
       | sha256sum | cut -c1-12)
 tarball=$cache/kibana-$version-standin-$key.tar.gz
 if [[ -s $tarball ]]; then
@@ -27,11 +28,11 @@ trap 'rm -rf "$work"' EXIT
 top=$work/kibana-$version
 mkdir -p "$top/lib" "$top/data"
 cp -r "$here/layout/." "$top/"
-cp "$here/kibana_standin.py" "$top/lib/kibana_standin.py"
+cp "$here/kibana_standin.py" "$here/kibana_keystore_standin.py" "$top/lib/"
 printf '{"name": "kibana-standin", "version": "%s", "standin": true}\n' "$version" \
   >"$top/package.json"
 chmod -R u=rwX,go=rX "$top"
-chmod 0755 "$top/bin/kibana"
+chmod 0755 "$top/bin/kibana" "$top/bin/kibana-keystore"
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
   -C "$work" -cf - "kibana-$version" | gzip -n >"$tarball.tmp"
 mv "$tarball.tmp" "$tarball"

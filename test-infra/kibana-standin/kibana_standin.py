@@ -7,7 +7,9 @@ program in its place. It stands in for exactly the parts of Kibana 8 that the ro
 touches, and rejects what real Kibana would reject there:
 
 * start-up: reads ``$KBN_PATH_CONF/kibana.yml`` (or ``-c/--config``) like Kibana
-  does (flat dotted keys or nested maps) and refuses to start, as Kibana does, on a
+  does (flat dotted keys or nested maps), then the settings of the keystore in that
+  directory (``kibana.keystore``, written by the stand-in ``bin/kibana-keystore``,
+  ``kibana_keystore_standin.py``) over them, and refuses to start, as Kibana does, on a
   missing/unreadable TLS certificate, key or Elasticsearch CA file, on
   ``elasticsearch.username: elastic``, on both a username and a service account
   token, on an encryption key shorter than 32 characters, on a
@@ -63,6 +65,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import yaml
+from kibana_keystore_standin import read_keystore
 
 STANDIN_VERSION = "1"
 # Saved-object types the stand-in accepts (Kibana knows many more; these are what
@@ -257,7 +260,7 @@ def _readable(path, what):
         raise ConfigError(f"{what}: cannot read {path}: {exc.strerror}") from exc
 
 
-def load_config(path, home):
+def load_config(path, home, keystore=None):
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -265,6 +268,8 @@ def load_config(path, home):
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a map")
     conf = flatten(raw)
+    stored = read_keystore(Path(keystore)) if keystore else {}
+    conf.update(stored)
 
     settings = {
         "host": str(conf.get("server.host", "localhost")),
@@ -329,6 +334,8 @@ def load_config(path, home):
     settings["encryption_keys"] = sorted(
         k for k in conf if k.startswith("xpack.") and k.endswith("encryptionKey")
     )
+    # Names only, never values: which settings came from the keystore.
+    settings["keystore_settings"] = sorted(stored)
     return settings
 
 
@@ -713,6 +720,7 @@ def serve(settings, version):
         elasticsearch_hosts=settings["es_hosts"],
         elasticsearch_auth=settings["es_auth"],
         encryption_keys=settings["encryption_keys"],
+        keystore_settings=settings["keystore_settings"],
         version=version,
     )
     server.serve_forever()
@@ -740,7 +748,7 @@ def main(argv=None):
     conf_dir = os.environ.get("KBN_PATH_CONF") or os.path.join(home, "config")
     config = args.config or os.path.join(conf_dir, "kibana.yml")
     try:
-        settings = load_config(config, home)
+        settings = load_config(config, home, os.path.join(conf_dir, "kibana.keystore"))
     except ConfigError as exc:
         log("FATAL configuration error", error=str(exc), config=config)
         print(f"FATAL  Error: {exc}", file=sys.stderr)

@@ -1,5 +1,6 @@
 """Three nodes installed by roles/elasticsearch, with x-pack security (TLS from the pki
-role, passwords on the controller), form one cluster and restart one at a time."""
+role, passwords on the controller), form one cluster, each bound to and published on its
+own address, restart one at a time, and take a new CA and node name without a restart."""
 
 import itertools
 import json
@@ -12,9 +13,9 @@ import testinfra
 import yaml
 
 NODES = ["elasticsearch-cluster-1", "elasticsearch-cluster-2", "elasticsearch-cluster-3"]
-# The nodes share one network namespace and talk over loopback (see ../create.yml).
-HTTP_PORT = {name: 9200 + i for i, name in enumerate(NODES)}
-TRANSPORT_PORT = {name: 9300 + i for i, name in enumerate(NODES)}
+# The nodes share one network namespace, each on its own loopback address with the
+# standard ports (see ../molecule.yml).
+ADDRESS = {name: f"127.0.0.{i}" for i, name in enumerate(NODES, start=1)}
 # Cross-node checks run once, from the first node; each node is reached through Ansible.
 testinfra_hosts = [f"ansible://{NODES[0]}"]
 CA = "/etc/flock/pki/ca.crt"
@@ -31,7 +32,7 @@ def es_get(host, path, name=NODES[0]):
     """GET over HTTPS as elastic (password through curl's config on stdin)."""
     password = (CREDENTIALS / "elastic.password").read_text().strip()
     cfg = shlex.quote(f'user = "elastic:{password}"\n')
-    url = shlex.quote(f"https://127.0.0.1:{HTTP_PORT[name]}{path}")
+    url = shlex.quote(f"https://{ADDRESS[name]}:9200{path}")
     out = host.check_output(
         f"printf %s {cfg} | curl -sS --fail-with-body --max-time 70 --cacert {CA} -K - {url}"
     )
@@ -67,10 +68,12 @@ def test_config_after_formation(name):
         node(name).file("/etc/elasticsearch/elasticsearch.yml").content_string
     )
     assert settings["node.name"] == name
-    assert settings["http.port"] == HTTP_PORT[name]
-    assert settings["transport.port"] == TRANSPORT_PORT[name]
-    # Every node of the inventory group, with that node's own transport port.
-    assert settings["discovery.seed_hosts"] == [f"127.0.0.1:{TRANSPORT_PORT[n]}" for n in NODES]
+    assert settings["http.port"] == 9200
+    assert settings["transport.port"] == 9300
+    assert settings["network.host"] == ADDRESS[name]
+    assert settings["network.publish_host"] == ADDRESS[name]
+    # Every node of the inventory group, at that node's own address.
+    assert settings["discovery.seed_hosts"] == [f"{ADDRESS[n]}:9300" for n in NODES]
     # Rendered for the first start only; gone once the cluster formed.
     assert "cluster.initial_master_nodes" not in settings
 
@@ -114,3 +117,69 @@ def test_nodes_restarted_one_at_a_time():
     )
     for (_, enter_prev, prev), (exit_next, _, nxt) in itertools.pairwise(runs):
         assert exit_next > enter_prev, f"{nxt} was stopped before {prev} was running again"
+
+
+def test_each_node_publishes_its_own_address(host):
+    """What the other nodes and clients are told: the inventory's address, for HTTP and
+    transport, and the node is bound there and nowhere else."""
+    nodes = es_get(host, "/_nodes/_all/http,transport")["nodes"].values()
+    seen = {n["name"]: n for n in nodes}
+    assert sorted(seen) == NODES
+    for name, info in seen.items():
+        address = ADDRESS[name]
+        assert info["http"]["publish_address"] == f"{address}:9200", name
+        assert info["transport"]["publish_address"] == f"{address}:9300", name
+        assert info["http"]["bound_address"] == [f"{address}:9200"], name
+        assert info["transport"]["bound_address"] == [f"{address}:9300"], name
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_node_listens_on_its_address_only(name):
+    """The node's own process listens on 9200 and 9300 of its address, on no wildcard and
+    no other address (ss, from the node's container: it names only its own processes)."""
+    out = node(name).check_output("ss -Hltnp")
+    mine = set()
+    for line in out.splitlines():
+        if "java" not in line:
+            continue
+        addr, _, port = line.split()[3].rpartition(":")
+        mine.add((addr.strip("[]"), int(port)))
+    assert mine == {(ADDRESS[name], 9200), (ADDRESS[name], 9300)}
+
+
+def test_address_and_name_refused_before_any_change():
+    refusals = json.loads(node(NODES[2]).file("/root/molecule-refusals.json").content_string)
+    assert (
+        "elasticsearch-cluster-3: elasticsearch_address=192.0.2.10 cannot be bound"
+        in (refusals["address"])
+    )
+    assert "which this host does not have" in refusals["address"]
+    assert (
+        "pki: host elasticsearch-cluster-3: 'es_1' cannot be a certificate DNS name"
+        in (refusals["name"])
+    )
+
+
+def test_new_ca_and_node_name_trusted_without_a_restart(host):
+    """A CA bundle and a new name in the transport trust file: every node refused the new
+    node's certificate before and accepts it after, with the same JVM, and stays green."""
+    handshakes = json.loads(host.file("/root/molecule-trust-handshakes.json").content_string)
+    assert all(h.startswith("refused") for h in handshakes["before"]), handshakes
+    assert handshakes["after"] == ["ok"] * len(NODES), handshakes
+    for name in NODES:
+        h = node(name)
+        before, after = (
+            json.loads(h.file(f"/root/molecule-node-{when}-trust.json").content_string)
+            for when in ("before", "after")
+        )
+        assert after["pid"] == before["pid"], name
+        assert after["invocation_id"] == before["invocation_id"], name
+        assert (
+            h.file("/etc/elasticsearch/certs/ca.crt").content_string.count("BEGIN CERTIFICATE") == 2
+        )
+        trust = yaml.safe_load(
+            h.file("/etc/elasticsearch/certs/transport-trust.yml").content_string
+        )
+        assert "elasticsearch-cluster-4" in trust["trust.subject_name"]
+    health = es_get(host, "/_cluster/health?wait_for_status=green&timeout=60s")
+    assert health["status"] == "green"

@@ -494,7 +494,11 @@ def test_kibana_role_api_got_the_viewers_feature_privileges(laptop):
     assert role["kibana"] == [
         {
             "base": [],
-            "feature": {"dashboard": ["read"], "discover": ["read"], "visualize": ["read"]},
+            "feature": {
+                "dashboard_v2": ["read"],
+                "discover_v2": ["read"],
+                "visualize_v2": ["read"],
+            },
             "spaces": ["*"],
         }
     ]

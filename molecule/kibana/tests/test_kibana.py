@@ -3,9 +3,12 @@
 Kibana cannot be downloaded on our build machines, so the role's archive method installs
 test-infra/kibana-standin's tarball (kibana-<version>/bin/kibana, NOT Kibana).
 What this proves about the role: the unit and service account, TLS served with the pki
-certificate, kibana.yml rendered with the cluster's hosts and CA and the controller's
-encryption keys, and the dashboards imported once (converge), not again (idempotence and
-check runs), and once more after the ndjson changed (side_effect). elasticsearch.hosts
+certificate, kibana.yml rendered with the cluster's hosts and CA, the session timeouts and
+no secret, the controller's encryption keys and (once side_effect switched security on)
+kibana_system's password in the Kibana keystore (the stand-in's keystore tool), Kibana
+started with them, the dashboards imported once (converge), not again (idempotence and
+check runs), and once more after the ndjson changed (side_effect), and the viewer's
+feature privileges written once, with Kibana 8.19's _v2 feature ids. elasticsearch.hosts
 names two hosts that do not run (the stand-in never contacts Elasticsearch).
 """
 
@@ -101,27 +104,82 @@ def test_config_has_cluster_hosts_and_ca(kb, config):
     assert kb.file("/etc/kibana/certs/ca.crt").content == kb.file(CA).content
     assert config["server.ssl.enabled"] is True
     assert config["server.publicBaseUrl"] == URL
-    # Security is off on the test cluster: no credentials are written.
-    assert not any(k.startswith("elasticsearch.username") for k in config)
+    # Security on (side_effect): the user is named here, its password is in the keystore.
+    assert config["elasticsearch.username"] == "kibana_system"
     assert config["telemetry.optIn"] is False
+    assert config["xpack.security.session.idleTimeout"] == "1h"
+    assert config["xpack.security.session.lifespan"] == "8h"
 
 
-def test_secrets_kept_on_controller_and_not_world_readable(kb, config):
+ENCRYPTION_KEYS = (
+    "xpack.encryptedSavedObjects.encryptionKey",
+    "xpack.security.encryptionKey",
+    "xpack.reporting.encryptionKey",
+)
+KEYSTORE_SETTINGS = sorted([*ENCRYPTION_KEYS, "elasticsearch.password"])
+ES_PASSWORD = "molecule-kibana-system-password-0123"  # noqa: S105 - side_effect.yml's test value
+
+
+def _keystore(kb):
+    # The stand-in keystore's own (JSON) format; Kibana's is obfuscated.
+    return json.loads(kb.file("/etc/kibana/kibana.keystore").content_string)["settings"]
+
+
+def test_secrets_in_the_keystore_never_in_kibana_yml(kb, config):
     conf = kb.file("/etc/kibana/kibana.yml")
     assert (conf.user, conf.group, conf.mode) == ("root", "kibana", 0o640)
     key = kb.file("/etc/kibana/certs/kibana.key")
     assert (key.user, key.group, key.mode) == ("root", "kibana", 0o640)
-    for name in (
-        "xpack.encryptedSavedObjects.encryptionKey",
-        "xpack.security.encryptionKey",
-        "xpack.reporting.encryptionKey",
-    ):
+    store = kb.file("/etc/kibana/kibana.keystore")
+    assert (store.user, store.group, store.mode) == ("root", "kibana", 0o660)
+    hashes = kb.file("/etc/kibana/kibana.keystore.sha256")
+    assert (hashes.user, hashes.mode) == ("root", 0o600)
+    listed = kb.check_output("KBN_PATH_CONF=/etc/kibana /usr/share/kibana/bin/kibana-keystore list")
+    assert listed.split() == KEYSTORE_SETTINGS
+    settings = _keystore(kb)
+    journal = kb.check_output("journalctl -u kibana --no-pager")
+    for name in ENCRYPTION_KEYS:
         kept = EPHEMERAL / "credentials/kibana" / name
         assert oct(kept.stat().st_mode & 0o777) == "0o600"
         value = kept.read_text()
         assert len(value) == 48
-        assert config[name] == value
-        assert value not in kb.check_output("journalctl -u kibana --no-pager")
+        assert settings[name] == value
+        assert name not in config
+        assert value not in conf.content_string and value not in journal
+    assert settings["elasticsearch.password"] == ES_PASSWORD
+    assert "elasticsearch.password" not in config
+    assert ES_PASSWORD not in conf.content_string and ES_PASSWORD not in journal
+
+
+def test_kibana_started_with_the_keystore_settings(kb):
+    """The last start read the four settings from the keystore and authenticates to
+    Elasticsearch with kibana_system's password (kibana.yml names the user only; without
+    the password the stand-in, like Kibana, would not start)."""
+    starts = [
+        json.loads(line[line.index("{") :])
+        for line in kb.check_output("journalctl -u kibana --no-pager -o cat").splitlines()
+        if "Kibana stand-in is available" in line
+    ]
+    assert len(starts) >= 2, starts  # converge, then the restart for the new secret
+    assert starts[-1]["keystore_settings"] == KEYSTORE_SETTINGS
+    assert starts[-1]["elasticsearch_auth"] == "basic"
+    assert starts[0]["elasticsearch_auth"] == "none"
+
+
+def test_viewer_feature_privileges_written_once_with_v2_ids(kb):
+    role = _get_json(kb, "/api/security/role/flock_dashboards")
+    assert role["kibana"] == [
+        {
+            "base": [],
+            "feature": {
+                "dashboard_v2": ["read"],
+                "discover_v2": ["read"],
+                "visualize_v2": ["read"],
+            },
+            "spaces": ["*"],
+        }
+    ]
+    assert _get_json(kb, "/__standin__/roles")["role_writes"] == 1
 
 
 def test_dashboards_imported_once_then_once_per_change(kb):

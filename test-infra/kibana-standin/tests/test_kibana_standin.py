@@ -346,3 +346,53 @@ def test_role_api_needs_xsrf_and_credentials(standin):
     )
     assert status == 400 and "kbn-xsrf" in body["message"]
     assert request(f"{standin}/__standin__/roles")[1]["role_writes"] == 0
+
+
+KEYSTORE_TOOL = ROOT / "test-infra/kibana-standin/kibana_keystore_standin.py"
+
+
+def keystore(*args, stdin=None):
+    return subprocess.run(
+        [sys.executable, str(KEYSTORE_TOOL), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_keystore_settings_are_read_at_start_up(tmp_path, monkeypatch):
+    """The kibana-keystore stand-in's commands as the role uses them, and the stand-in
+    taking elasticsearch.password from the keystore (never printing it)."""
+    monkeypatch.setenv("KBN_PATH_CONF", str(tmp_path))
+    assert "not found" in keystore("list").stderr
+    assert keystore("create").returncode == 0
+    assert keystore("create").returncode == 1  # an existing keystore is not replaced
+    secret = "password-from-the-keystore"  # noqa: S105 - a test value
+    assert keystore("add", "elasticsearch.password", "--stdin", stdin=secret).returncode == 0
+    assert keystore("add", "elasticsearch.password", "--stdin", stdin="x").returncode == 1
+    forced = keystore("add", "--force", "--stdin", "elasticsearch.password", stdin=secret)
+    assert forced.returncode == 0
+    assert keystore("list").stdout.split() == ["elasticsearch.password"]
+
+    config = write_config(tmp_path, free_port(), **{"elasticsearch.username": "kibana_system"})
+    proc, url = start(config)
+    status, body = request(f"{url}/api/status")
+    proc.terminate()
+    proc.wait(timeout=10)
+    log = proc.stdout.read().decode()
+    assert status == 200, body
+    assert '"keystore_settings": ["elasticsearch.password"]' in log
+    assert secret not in log
+
+    assert keystore("remove", "elasticsearch.password").returncode == 0
+    result = subprocess.run(
+        [sys.executable, str(STANDIN), "--allow-root", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "[elasticsearch.password]: required" in result.stderr
