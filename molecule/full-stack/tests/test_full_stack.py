@@ -211,10 +211,10 @@ DAILY = ["{p}-results-*", "{p}-agent-logs-*", "{p}-status-*"]
 @pytest.mark.parametrize(
     ("role", "wanted"),
     [
-        ("flock_gateway_writer", [*DAILY, "{p}-agents"]),
-        ("flock_retention", DAILY),
-        ("flock_setup", ["{p}-agents"]),
-        ("flock_viewer", DAILY),
+        ("flock_gateway_writer", [*DAILY, "{p}-agents", "{p}-state"]),
+        ("flock_retention", [*DAILY, "{p}-state"]),
+        ("flock_setup", ["{p}-agents", "{p}-state"]),
+        ("flock_viewer", [*DAILY, "{p}-state"]),
     ],
 )
 def test_privileges_grant_on_the_prefix(es, prefix, role, wanted):
