@@ -129,8 +129,14 @@ def ensure_registry_index(client: Elasticsearch, names: IndexNames) -> str:
     a newer template has to the existing index ("updated")."""
     if client.indices.exists(index=names.agents):
         return _add_registry_fields(client, names)
+    return _create_index(client, names.agents)
+
+
+def _create_index(client: Elasticsearch, name: str) -> str:
+    """Create an index its template maps: "created", or "unchanged" when another process
+    created it first."""
     try:
-        client.indices.create(index=names.agents)
+        client.indices.create(index=name)
     except BadRequestError as exc:
         if "resource_already_exists_exception" in str(exc):
             return "unchanged"
@@ -159,13 +165,7 @@ def ensure_state_index(client: Elasticsearch, names: IndexNames) -> str:
     """Create the current-state index (its template gives the mapping), or put a newer
     template's mapping on the existing index ("updated": fields are only ever added)."""
     if not client.indices.exists(index=names.state):
-        try:
-            client.indices.create(index=names.state)
-        except BadRequestError as exc:
-            if "resource_already_exists_exception" in str(exc):
-                return "unchanged"
-            raise
-        return "created"
+        return _create_index(client, names.state)
     (tpl,) = [t for t in load_templates(names) if t.name == names.state]
     wanted = tpl.body["template"]["mappings"]["properties"]
     mapping = client.indices.get_mapping(index=names.state)[names.state]["mappings"]
