@@ -38,6 +38,7 @@ from .storage.errors import (
 )
 from .storage.registry import Registry, UnknownAgent
 from .storage.retention import prune
+from .storage.state_prune import record_revocation, revocation_effective
 from .storage.templates import missing_templates, setup_storage
 from .validation import validate_name
 
@@ -151,12 +152,28 @@ def cmd_agents_rename(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_agents_revoke(cfg: Config, args: argparse.Namespace) -> int:
-    _registry(cfg).revoke(_username(args.username))
+    username = _username(args.username)
+    client = make_client(cfg)
+    names = IndexNames(cfg.index_prefix)
+    registry = Registry(client, names.agents)
+    agent = registry.get(username)
+    try:
+        registry.revoke(username)
+        known = True
+    except UnknownAgent:
+        known = False
+    # What the gateway received with the credential goes with the next prune. Recorded
+    # even without a record: a run again after a failure past the delete ends here.
+    canonical = agent.username if agent is not None else username
+    record_revocation(client, names, canonical, revocation_effective(cfg.auth_cache_ttl))
+    if not known:
+        raise UnknownAgent(username)
     _out(
         {
             "changed": True,
             "username": args.username,
-            "note": f"effective within auth_cache_ttl={cfg.auth_cache_ttl}s",
+            "note": f"effective within auth_cache_ttl={cfg.auth_cache_ttl}s; "
+            "its current state goes with the next prune",
         }
     )
     return 0

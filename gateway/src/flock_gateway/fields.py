@@ -31,6 +31,8 @@ PRESENT = "present"
 LAST_SEEN = "last_seen"
 STATE_ROW = "row"
 STATE_HOST = "host"
+STATE_REVOCATION = "revocation"  # a revoked host: see storage/state_prune.py
+REVOKED_AT = "revoked_at"
 
 # osquery's platform words; the platform column of os_version maps to one of them.
 DARWIN = "darwin"

@@ -4,19 +4,22 @@ An ``added`` line adds a row, a ``removed`` line takes it away, a snapshot repla
 host's rows of its query; a resent batch changes nothing; a late resend of an older line
 or snapshot cannot bring back a row a newer one took away; a state write that fails is
 not acknowledged. Platform and OS version come from the host's own os_version rows; each
-host has one ``host`` document.
+host has one ``host`` document. A revoked host's rows go with the next prune.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from flock_gateway import fields
 from flock_gateway.app import create_app
+from flock_gateway.cli import main
 from flock_gateway.config import Config
 from flock_gateway.storage.retention import prune
+from flock_gateway.storage.state_prune import SETTLED, sweep_revocations
 
 from .helpers import osquery_line, register, stored, submit
 from .test_osquery import enroll, oclient, oconfig, post, result_line, snapshot_line  # noqa: F401
@@ -234,3 +237,88 @@ def test_prune_deletes_old_tombstones_only(client, es, es_url, prefix, names):
     body = ok(submit(short, HOST, token, [line("added", "Gone", old, 1)]))
     assert body["expired_count"] == 1
     assert "Gone" not in {d["data"]["columns"]["name"] for d in state_docs(es, prefix)}
+
+
+def present_by_host(es, prefix: str) -> dict[str, set[str]]:
+    """What the "now" panels see of the apps query, per host."""
+    out: dict[str, set[str]] = {}
+    for doc in state_docs(es, prefix):
+        if doc["flock"]["present"] and doc["data"]["name"] == "apps":
+            out.setdefault(doc["flock"]["username"], set()).add(doc["data"]["columns"]["name"])
+    return out
+
+
+def test_a_revoked_hosts_state_goes_with_the_next_prune(
+    client, es, prefix, names, env, monkeypatch, capsys
+):
+    """`agents revoke` frees a name for another laptop: from the next prune the old
+    laptop's rows no longer stand for the name; the new laptop's and other hosts' stay."""
+    old = register(client, HOST)
+    ok(
+        submit(
+            client, HOST, old, [line("added", "Old Mac's app", T0, 1), line("added", "Both", T0, 1)]
+        )
+    )
+    peer = register(client, "laptop-2")
+    peer_line = osquery_line(
+        "laptop-2", name="apps", unixTime=T0, counter=1, columns={"name": "Peer's app"}
+    )
+    ok(submit(client, "laptop-2", peer, [peer_line]))
+
+    monkeypatch.setenv("FLOCK_AUTH_CACHE_TTL", "0")
+    assert main(["agents", "revoke", HOST]) == 0
+    assert "next prune" in json.loads(capsys.readouterr().out)["note"]
+    new = register(client, HOST)
+    ok(
+        submit(
+            client,
+            HOST,
+            new,
+            [line("added", "New Mac's app", T0 + 600, 1), line("added", "Both", T0 + 600, 1)],
+        )
+    )
+    assert present_by_host(es, prefix)[HOST] == {"Old Mac's app", "New Mac's app", "Both"}
+
+    # counted, not deleted, on a dry run: the old Mac's own row and its host document
+    assert prune(es, names, retention_days=30, dry_run=True)["state_revoked_deleted"] == 2
+    assert "Old Mac's app" in present_by_host(es, prefix)[HOST]
+
+    report = prune(es, names, retention_days=30)
+    assert report["state_revoked_deleted"] == 2
+    assert report["changed"] is True
+    assert present_by_host(es, prefix) == {
+        HOST: {"New Mac's app", "Both"},
+        "laptop-2": {"Peer's app"},
+    }
+    assert [d["flock"]["username"] for d in state_docs(es, prefix, "host")] == ["laptop-2"]
+    # the revocation stays until what was written before it is searchable for sure; a
+    # prune after that finds nothing more, and is done with it
+    assert len(state_docs(es, prefix, fields.STATE_REVOCATION)) == 1
+    later = datetime.now(tz=UTC) + SETTLED
+    assert sweep_revocations(es, names, dry_run=False, now=later) == 0
+    assert state_docs(es, prefix, fields.STATE_REVOCATION) == []
+
+
+def test_a_revocation_not_yet_in_effect_stays_for_the_next_prune(
+    client, es, prefix, names, env, monkeypatch, capsys
+):
+    """Within auth_cache_ttl of the command the old credential may still post: what it
+    posts then goes with a later prune."""
+    token = register(client, HOST)
+    ok(submit(client, HOST, token, [line("added", "Before", T0, 1)]))
+    monkeypatch.setenv("FLOCK_AUTH_CACHE_TTL", "3600")
+    assert main(["agents", "revoke", HOST]) == 0
+    capsys.readouterr()
+    # a worker whose cache still knows the credential
+    ok(submit(client, HOST, token, [line("added", "Within the ttl", T0 + 60, 2)]))
+    es.indices.refresh(index=names.state)  # a daily prune runs long after the command
+    prune(es, names, retention_days=30)
+    assert present_by_host(es, prefix) == {}
+    (revocation,) = state_docs(es, prefix, fields.STATE_REVOCATION)
+    assert revocation["flock"]["username"] == HOST
+
+    # unknown now, yet recorded again: a run after a failure past the delete
+    code = main(["agents", "revoke", HOST])
+    assert code == 1
+    assert json.loads(capsys.readouterr().out)["reason"] == "unknown_agent"
+    assert len(state_docs(es, prefix, fields.STATE_REVOCATION)) == 1

@@ -459,9 +459,11 @@ def test_storage_set_up_user_has_only_what_set_up_needs(es, prefix):
         assert status == 403, (method, path, status)
 
 
-def test_operator_agent_commands_work_with_the_gateways_credentials(laptop):
-    """The README's `flock-gateway agents list|rename|revoke`, run as the README says."""
-    username, _ = _register(laptop, "to be renamed")
+def test_operator_agent_commands_work_with_the_gateways_credentials(laptop, es, prefix):
+    """The README's `flock-gateway agents list|rename|revoke`, run as the README says;
+    the prune job, as its own user, then takes the revoked host's rows from the state."""
+    username, token = _register(laptop, "to be renamed")
+    assert _submit(laptop, username, token, _rows(username, 2)) == 200
     gw = _host(GATEWAY)
     listed = gw.run(f"{GATEWAY_CLI} agents list")
     assert listed.rc == 0, listed.stderr
@@ -472,6 +474,18 @@ def test_operator_agent_commands_work_with_the_gateways_credentials(laptop):
     revoked = gw.run(f"{GATEWAY_CLI} agents revoke %s", username)
     assert revoked.rc == 0, revoked.stderr
     assert username not in gw.check_output(f"{GATEWAY_CLI} agents list")
+
+    def state_kinds() -> list[str]:
+        status, body = _es(es, "POST", f"/{prefix}-state/_refresh")
+        assert status == 200, body
+        query = {"query": {"term": {"flock.username": username}}, "size": 100}
+        hits = _es_search(es, f"{prefix}-state", query)["hits"]["hits"]
+        return sorted(hit["_source"]["flock"]["kind"] for hit in hits)
+
+    assert state_kinds() == ["host", "revocation", "row", "row"]
+    gw.check_output("systemctl start flock-gateway-prune.service")
+    # the revocation itself stays a minute, for rows not yet searchable
+    assert state_kinds() == ["revocation"]
 
 
 def test_viewer_reads_results_but_not_the_agent_registry(es, registered, prefix):

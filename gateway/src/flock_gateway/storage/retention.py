@@ -11,10 +11,9 @@ indices together (replicas included) take more than that, the oldest go first, o
 day first; an index whose period includes today (or a later day) is never deleted, since
 rows are being written to it.
 
-The current-state index (``<prefix>-state``) is not dated and never deleted: its present
-rows are what is true now, however old. Its tombstones (rows a ``removed`` line or a newer
-snapshot took away) are kept only as long as a late resend could still be stored, the
-retention period: the ones older than that go with each prune.
+The current-state index (``<prefix>-state``) is not dated and never deleted; each prune
+takes from it the tombstones older than the retention and the rows of revoked hosts
+(see :mod:`.state_prune`).
 """
 
 from __future__ import annotations
@@ -22,11 +21,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import Elasticsearch
 
-from ..fields import GATEWAY, KIND, PRESENT, STATE_ROW, TIMESTAMP
 from ..indices import DAILY_KINDS, IndexNames
 from .errors import translate_errors
+from .state_prune import prune_tombstones, sweep_revocations
 
 
 def index_day(index: str, prefix: str, kind: str) -> date | None:
@@ -139,74 +138,14 @@ def prune(
         )
         doomed = doomed + over
     tombstones = prune_tombstones(client, names, today - timedelta(days=retention_days), dry_run)
+    revoked = sweep_revocations(client, names, dry_run)
     report.update(
         state_tombstones_deleted=tombstones,
+        state_revoked_deleted=revoked,
         dry_run=dry_run,
-        changed=bool(doomed or tombstones) and not dry_run,
+        changed=bool(doomed or tombstones or revoked) and not dry_run,
     )
     return report
-
-
-def tombstone_query(cutoff: date) -> dict[str, Any]:
-    """The current-state tombstones stamped before ``cutoff`` (a UTC day)."""
-    return {
-        "bool": {
-            "filter": [
-                {"term": {f"{GATEWAY}.{KIND}": STATE_ROW}},
-                {"term": {f"{GATEWAY}.{PRESENT}": False}},
-                {"range": {TIMESTAMP: {"lt": cutoff.isoformat()}}},
-            ]
-        }
-    }
-
-
-@translate_errors
-def prune_tombstones(client: Elasticsearch, names: IndexNames, cutoff: date, dry_run: bool) -> int:
-    """Delete (or, ``dry_run``, count) the state index's tombstones older than ``cutoff``:
-    a line older than that is refused as expired, so none of them is needed any more.
-
-    Each is deleted at the version it was found at (``external_gte``): one that a newer
-    line wrote again meanwhile is left alone. Read by scroll and deleted by bulk rather
-    than ``_delete_by_query``, which the node has only with its reindex module."""
-    if not client.indices.exists(index=names.state):
-        return 0
-    query = tombstone_query(cutoff)
-    if dry_run:
-        return int(client.count(index=names.state, query=query)["count"])
-    found = helpers.scan(
-        client,
-        index=names.state,
-        query={"query": query, "version": True, "_source": False},
-        size=TOMBSTONE_PAGE,
-        preserve_order=False,
-    )
-    deleted = 0
-    page: list[dict[str, Any]] = []
-    for hit in found:
-        page.append(
-            {
-                "delete": {
-                    "_index": names.state,
-                    "_id": hit["_id"],
-                    "version": hit["_version"],
-                    "version_type": "external_gte",
-                }
-            }
-        )
-        if len(page) == TOMBSTONE_PAGE:
-            deleted += _delete_page(client, page)
-            page = []
-    if page:
-        deleted += _delete_page(client, page)
-    return deleted
-
-
-TOMBSTONE_PAGE = 1000
-
-
-def _delete_page(client: Elasticsearch, page: list[dict[str, Any]]) -> int:
-    resp = client.bulk(operations=page, filter_path="items.*.status")
-    return sum(1 for item in resp.get("items", []) if item["delete"]["status"] == 200)
 
 
 def _delete(client: Elasticsearch, indices: list[str], dry_run: bool) -> None:
