@@ -27,7 +27,6 @@ import orjson
 from . import accelerator
 from .documents import DocumentBuilder, TooLarge, parse_epoch
 from .errors import BadRequest, PayloadTooLarge
-from .fields import OS_VERSION_QUERY
 from .indices import AGENT_LOGS, RESULTS, STATUS
 from .state import StateLines
 from .storage import ndjson
@@ -311,7 +310,7 @@ def _compiled(
     written = accelerator.results(tree, builder, sender.host, sender.allows, state)
     if written is None:
         return None
-    if state is not None and OS_VERSION_QUERY in written.names:
+    if state is not None and state.may_tell_os(written.names):
         # lines that may tell the host's platform, which every state document of the
         # request carries: its state is made from the rows once they are all read
         state.compiled.clear()

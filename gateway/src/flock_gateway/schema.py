@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
@@ -59,6 +59,16 @@ class Twigs:
 
     def allows(self, name: Any) -> bool:
         return isinstance(name, str) and name in self.twigs
+
+    @cached_property
+    def platform_hints(self) -> dict[str, str]:
+        """Twig name -> platform, of the twigs the agent runs on one platform only: a
+        host that sends a line of one is of that platform."""
+        return {
+            name: next(iter(twig.platforms))
+            for name, twig in self.twigs.items()
+            if len(twig.platforms) == 1
+        }
 
 
 @dataclass(frozen=True)

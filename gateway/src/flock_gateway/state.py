@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -138,6 +138,10 @@ class StateLines:
     index: str
     platform: str | None = None
     os_version: str | None = None
+    # query name -> the platform a line of it tells (a host of unknown platform; see
+    # Twigs.platform_hints), and what the request's lines told that way
+    hints: Mapping[str, str] | None = None
+    hinted: str | None = None
     rows: list[_Row] = field(default_factory=list)
     snapshots: list[_Snapshot] = field(default_factory=list)
     os: OsInfo | None = None
@@ -206,6 +210,8 @@ class StateLines:
         self.rows.append(_Row(version, present, digest.hexdigest()[:ID_DIGITS].encode(), canon))
         if present and name == fields.OS_VERSION_QUERY:
             self._note_os(columns, version)
+        if self.hints is not None and self.hinted is None:
+            self.hinted = self.hints.get(name)
 
     def _flock(self) -> dict[bool, bytes]:
         """The ``flock`` object of the request's row documents, present and not."""
@@ -261,10 +267,22 @@ class StateLines:
         base.setdefault("action", "snapshot")
         rows = list(line["snapshot"])
         self.snapshots.append(_Snapshot(name, version, base, rows))
+        if self.hints is not None and self.hinted is None:
+            self.hinted = self.hints.get(name)
         if name == fields.OS_VERSION_QUERY:
             for row in rows:
                 if isinstance(row, dict):
                     self._note_os(row, version)
+
+    def may_tell_os(self, names: Iterable[str]) -> bool:
+        """Whether lines of these queries may tell the host's platform or OS version."""
+        told = {fields.OS_VERSION_QUERY, *(self.hints or ())}
+        return not told.isdisjoint(names)
+
+    @property
+    def tells_os(self) -> bool:
+        """Whether the request's lines told the host's platform or OS version."""
+        return self.os is not None or self.hinted is not None
 
     def _note_os(self, columns: Mapping[str, Any], version: int) -> None:
         if self.os is not None and self.os.at > version:
@@ -283,6 +301,8 @@ class StateLines:
             # tells the platform is left to the Python path (rows._compiled)
             self.platform = self.os.platform or self.platform
             self.os_version = self.os.version or self.os_version
+        # an os_version row says more than a query that runs on one platform only
+        self.platform = self.platform or self.hinted
         flock = self._flock()
         head = self.head
         # what comes between a document's id and its line: one per version and presence

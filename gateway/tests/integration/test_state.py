@@ -14,7 +14,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from flock_gateway import fields
+import pytest
+
+from flock_gateway import accelerator, fields
 from flock_gateway.app import create_app
 from flock_gateway.cli import main
 from flock_gateway.config import Config
@@ -178,6 +180,38 @@ def test_platform_os_version_and_host_documents(client, es, prefix):
     ]))  # fmt: skip
     (host,) = state_docs(es, prefix, "host")
     assert host["flock"]["os_version"] == "15.0"
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["python", "compiled"])
+def test_a_new_macs_own_twigs_tell_its_platform_before_its_os_version_row(
+    client, es, prefix, monkeypatch, compiled
+):
+    """The agent's os_version twig runs once a day; its rows of other queries come first.
+    A twig it runs on macOS only tells the platform, so those rows (which a differential
+    query never sends again unless they change) are in the macOS panels from the start."""
+    if compiled and accelerator._native is None:
+        pytest.skip("the compiled accelerator is not built here")
+    if not compiled:
+        monkeypatch.setattr(accelerator, "_native", None)
+    token = register(client, HOST)
+    ok(submit(client, HOST, token, [
+        line("added", "/usr/bin/sudo", T0, 1, name="suid_bin"),  # macOS and Linux
+        line("added", "com.example.helper", T0, 1, name="launchd"),  # macOS only
+    ]))  # fmt: skip
+    rows = state_docs(es, prefix)
+    assert sorted(d["data"]["name"] for d in rows) == ["launchd", "suid_bin"]
+    assert {d["flock"].get("platform") for d in rows} == {"darwin"}
+    (host,) = state_docs(es, prefix, "host")
+    assert host["flock"]["platform"] == "darwin"
+    # known from then on, for every query
+    ok(submit(client, HOST, token, [line("added", "/usr/bin/login", T0 + 60, 2, name="suid_bin")]))
+    assert {d["flock"].get("platform") for d in state_docs(es, prefix)} == {"darwin"}
+    (later,) = [
+        r["_source"]
+        for r in stored(es, prefix)
+        if r["_source"]["data"]["columns"] == {"name": "/usr/bin/login"}
+    ]
+    assert later["flock"]["platform"] == "darwin"
 
 
 def _epoch(text: str) -> float:

@@ -13,6 +13,7 @@ import pytest
 
 from flock_gateway import fields
 from flock_gateway.documents import DocumentBuilder, Tag
+from flock_gateway.schema import load_twigs
 from flock_gateway.state import (
     COUNTER_BITS,
     SeenHosts,
@@ -164,6 +165,38 @@ def test_platform_and_os_version_from_the_newest_os_version_row():
     # a removed os_version row tells nothing
     s = fed(state(platform="linux"), line("removed", {"platform": "darwin"}, name="os_version"))
     assert s.os is None
+    assert s.platform == "linux"
+
+
+def test_a_twig_of_one_platform_tells_a_host_of_unknown_platform():
+    """Until a Flock agent's first os_version row (a daily twig), a line of a twig the
+    agent runs on macOS only tells the platform: every row of the request carries it."""
+    hints = load_twigs().platform_hints
+    assert hints["launchd"] == hints["installed_applications"] == "darwin"
+    assert "suid_bin" not in hints
+    assert "os_version" not in hints
+    s = fed(
+        state(hints=hints),
+        line("added", {"path": "/usr/bin/sudo"}, name="suid_bin"),
+        line("added", {"label": "com.example.agent"}, name="launchd"),
+    )
+    assert s.tells_os
+    assert s.may_tell_os({"suid_bin", "launchd"})
+    assert not s.may_tell_os({"suid_bin"})
+    for _, src in docs(s.bulk({})[0]):
+        assert src["flock"][fields.PLATFORM] == "darwin"
+        assert fields.OS_VERSION not in src["flock"]
+    # lines of twigs both platforms run tell nothing
+    s = fed(state(hints=hints), line("added", {"path": "/usr/bin/sudo"}, name="suid_bin"))
+    assert not s.tells_os
+    assert fields.PLATFORM not in docs(s.bulk({})[0])[0][1]["flock"]
+    # an os_version row says more
+    s = fed(
+        state(hints=hints),
+        line("added", {"label": "x"}, name="launchd"),
+        line("added", {"platform": "ubuntu", "platform_like": "debian"}, name="os_version"),
+    )
+    s.bulk({})
     assert s.platform == "linux"
 
 

@@ -5,7 +5,8 @@ their current-state documents (:mod:`flock_gateway.state`) go to Elasticsearch i
 bulk, and the request is answered only once both are stored. Around that write, the
 host's registry record gives and keeps what the state needs: the snapshot marks (read
 before, recorded after the bulk, so a failure in between is a 503 whose resend writes
-the same again) and the platform and OS version its os_version rows tell.
+the same again) and the platform and OS version its os_version rows tell (or, until
+then, a Flock agent's twigs that run on one platform only).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dataclasses
 
 from ..auth import Agent
 from ..documents import DocumentBuilder, iso
+from ..fields import FLOCK_AGENT
 from ..logging import get_logger
 from ..rows import Batch
 from ..services import Services
@@ -26,7 +28,12 @@ log = get_logger("state")
 
 def state_lines(svc: Services, agent: Agent, builder: DocumentBuilder) -> StateLines:
     """The request's current-state documents, filled in while its rows are built."""
-    return StateLines(builder, svc.names.state, agent.platform, agent.os_version)
+    hints = None
+    if agent.platform is None and agent.source == FLOCK_AGENT:
+        # until its first os_version row (a daily twig) the agent's other twigs may tell
+        # it: rows written without a platform would stay so until they change
+        hints = svc.twigs.platform_hints
+    return StateLines(builder, svc.names.state, agent.platform, agent.os_version, hints)
 
 
 def store(svc: Services, agent: Agent, batch: Batch, api: str) -> WriteResult:
@@ -40,7 +47,7 @@ def store(svc: Services, agent: Agent, batch: Batch, api: str) -> WriteResult:
     if state.snapshots:
         marks, *version = svc.registry.snapshot_marks(agent)
     lines, count, changed = state.bulk(marks)
-    os_changed = state.os is not None and (state.platform, state.os_version) != (
+    os_changed = state.tells_os and (state.platform, state.os_version) != (
         agent.platform,
         agent.os_version,
     )
