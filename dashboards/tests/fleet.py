@@ -3,7 +3,8 @@
 Macs run Flock agent: they register (``/register``) and send osqueryd's *differential*
 result lines of the agent's twigs (``/submit``): the first run of a query adds every row
 (``counter`` 0), later runs only what changed (``removed`` and ``added`` lines); a host
-whose state does not change sends nothing for days. The agent's twigs select whole tables
+whose state does not change sends nothing for days. A new Mac's hourly twigs come first,
+its daily ones (``os_version`` among them) two hours later. The agent's twigs select whole tables
 (``select * from ...``): no ``os_platform`` column anywhere.
 
 Linux hosts run osqueryd with the gateway's reviewed schedule: they enroll
@@ -347,61 +348,70 @@ def send_fleet(agent_client, osquery_client, now: int) -> Fleet:
         mac.register(first - 60)
         i = int(host[-1])
         version = {"mac-4": "13.6", "mac-5": "13.6", "mac-6": "13.6"}.get(host, "14.5")
-        lines = [
-            *mac.lines("os_version", first, added=[mac_os(version)]),
-            *mac.lines("disk_encryption", first,
-                       added=[filevault(host not in {"mac-2", "mac-3", "mac-5"})]),
+        # The agent's hourly twigs run first; its daily ones (os_version among them) up to
+        # a day later: until then its rows tell their platform only by the twigs that run
+        # on macOS alone (alf here).
+        daily = first + 2 * HOUR
+        hourly_lines = [
             *mac.lines("alf", first, added=[alf(host not in {"mac-1", "mac-4"})]),
-            *mac.lines("gatekeeper", first, added=[gatekeeper(host != "mac-5")]),
-            *mac.lines("sip", first, added=[sip(host != "mac-4")]),
-            *mac.lines("loginwindow1", first, added=login_window(guest=host == "mac-2")),
-            *mac.lines("sharing_preferences", first, added=[
+            *mac.lines("suid_bin", first, added=[suid("/usr/bin/sudo")]),
+            *mac.lines("crontab", first, added=[cron(LOGROTATE)] if i == 1 else []),
+        ]
+        daily_lines = [
+            *mac.lines("os_version", daily, added=[mac_os(version)]),
+            *mac.lines("disk_encryption", daily,
+                       added=[filevault(host not in {"mac-2", "mac-3", "mac-5"})]),
+            *mac.lines("gatekeeper", daily, added=[gatekeeper(host != "mac-5")]),
+            *mac.lines("sip", daily, added=[sip(host != "mac-4")]),
+            *mac.lines("loginwindow1", daily, added=login_window(guest=host == "mac-2")),
+            *mac.lines("sharing_preferences", daily, added=[
                 sharing(remote_login="1") if host == "mac-1"
                 else sharing(screen_sharing="1", file_sharing="1") if host == "mac-2"
                 else sharing()]),
-            *mac.lines("chrome_extensions", first, added=[
+            *mac.lines("chrome_extensions", daily, added=[
                 chrome_ext(*UBLOCK),
                 *([chrome_ext(*OBSCURE)] if host == "mac-3" else []),
                 *([chrome_ext(*COUPONS)] if host == "mac-2" else []),
             ]),
-            *mac.lines("suid_bin", first, added=[suid("/usr/bin/sudo")]),
-            *mac.lines("crontab", first, added=[cron(LOGROTATE)] if i == 1 else []),
-            *mac.lines("etc_hosts", first, added=[hosts_entry("127.0.0.1", "localhost")]),
+            *mac.lines("etc_hosts", daily, added=[hosts_entry("127.0.0.1", "localhost")]),
         ]  # fmt: skip
         if host == "mac-1":
-            lines += [
+            hourly_lines += [
                 *mac.lines("installed_applications", first, added=[
                     {"name": "Signal.app", "path": "/Applications/Signal.app",
                      "bundle_identifier": "org.whispersystems.signal-desktop",
                      "bundle_name": "Signal", "bundle_short_version": "7.1.0",
                      "bundle_version": "7.1.0"}]),
-                *mac.lines("browser_plugins", first, added=[
-                    {"name": "Java Applet", "identifier": "com.oracle.java.JavaAppletPlugin",
-                     "version": "8.0", "path": "/Library/Internet Plug-Ins/Java.plugin",
-                     "disabled": "0"}]),
-                *mac.lines("firefox_addons", first, added=[
-                    {"name": "Privacy Badger", "identifier": "jid1-MnnxcxisBPnSXQ@jetpack",
-                     "type": "extension", "version": "2024.1", "active": "1"}]),
-                *mac.lines("safari_extensions", first, added=[
-                    {"name": "1Password", "identifier": "com.1password.safari",
-                     "version": "8.10"}]),
-                *mac.lines("opera_extensions", first, added=[
-                    {"name": "Opera Ad Blocker", "identifier": "opera-adblock",
-                     "version": "1.0"}]),
                 *mac.lines("startup_items", first, added=[
                     {"name": "Dropbox", "path": "/Applications/Dropbox.app", "args": "",
                      "type": "Login Item", "source": "", "status": "enabled",
                      "username": "nick"}]),
             ]  # fmt: skip
+            daily_lines += [
+                *mac.lines("browser_plugins", daily, added=[
+                    {"name": "Java Applet", "identifier": "com.oracle.java.JavaAppletPlugin",
+                     "version": "8.0", "path": "/Library/Internet Plug-Ins/Java.plugin",
+                     "disabled": "0"}]),
+                *mac.lines("firefox_addons", daily, added=[
+                    {"name": "Privacy Badger", "identifier": "jid1-MnnxcxisBPnSXQ@jetpack",
+                     "type": "extension", "version": "2024.1", "active": "1"}]),
+                *mac.lines("safari_extensions", daily, added=[
+                    {"name": "1Password", "identifier": "com.1password.safari",
+                     "version": "8.10"}]),
+                *mac.lines("opera_extensions", daily, added=[
+                    {"name": "Opera Ad Blocker", "identifier": "opera-adblock",
+                     "version": "1.0"}]),
+            ]  # fmt: skip
         if host in {"mac-1", "mac-2"}:
-            lines += mac.lines("launchd", first, added=[
+            hourly_lines += mac.lines("launchd", first, added=[
                 {"path": "/Library/LaunchDaemons/com.apple.a.plist", "name": "com.apple.a.plist",
                  "label": "com.apple.a", "program": "/usr/libexec/a", "run_at_load": "1"},
                 *([{"path": "/Library/LaunchDaemons/com.evil.b.plist", "name": "com.evil.b.plist",
                     "label": "com.evil.b", "program": "/Users/Shared/.b", "run_at_load": "1"}]
                   if host == "mac-2" else []),
             ])  # fmt: skip
-        mac.submit(first, lines)
+        mac.submit(first, hourly_lines)
+        mac.submit(daily, daily_lines)
 
     # later changes (the differential lines of later runs)
     m = macs

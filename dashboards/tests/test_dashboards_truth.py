@@ -76,12 +76,13 @@ TRUTH: dict[str, Callable[[F.Fleet], Rows | Totals]] = {
         ("host", "agent", "os", "version", "seen"),
         [
             (*_hosts(fl, h)[0], "macOS", v, F.stamp(t))
+            # a new Mac's daily twigs (os_version) come two hours after its hourly ones
             for h, v, t in (
-                ("mac-1", "14.5", fl.now - 3 * F.DAY),
-                ("mac-2", "14.5", fl.now - 3 * F.DAY),
-                ("mac-3", "14.5", fl.now - 3 * F.DAY),
-                ("mac-4", "13.6", fl.now - 5 * F.DAY),
-                ("mac-5", "13.6", fl.now - 10 * F.DAY),
+                ("mac-1", "14.5", fl.now - 3 * F.DAY + 2 * F.HOUR),
+                ("mac-2", "14.5", fl.now - 3 * F.DAY + 2 * F.HOUR),
+                ("mac-3", "14.5", fl.now - 3 * F.DAY + 2 * F.HOUR),
+                ("mac-4", "13.6", fl.now - 5 * F.DAY + 2 * F.HOUR),
+                ("mac-5", "13.6", fl.now - 10 * F.DAY + 2 * F.HOUR),
                 ("mac-6", "14.5", fl.now - 40 * F.HOUR),  # upgraded: 13.6 was removed
             )
         ],
