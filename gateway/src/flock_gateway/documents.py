@@ -20,15 +20,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
 from . import fields
 from .indices import AGENT_LOGS, RESULTS, STATUS
+
+if TYPE_CHECKING:  # state.py builds on this module
+    from .state import StateLines
 
 # Rows stamped further in the future than this (a laptop with a wrong clock) are still
 # stored, under the receipt day, so that one bad clock cannot create far-future indices.
@@ -321,12 +324,23 @@ class DocumentBuilder:
             lines = b"".join((when.before_id, ident.encode(), when.before_row, canon, LINES_END))
         return Doc(when.index, ident, source, lines)
 
-    def _plain(self, kind: str, item: dict[str, Any], when: RowTime | None) -> Doc | None:
+    def _plain(
+        self,
+        kind: str,
+        item: dict[str, Any],
+        when: RowTime | None,
+        stored: Callable[[dict[str, Any], bytes], None] | None = None,
+    ) -> Doc | None:
+        """The document of a line stored whole; ``stored`` is then given the line and its
+        canonical text."""
         canon = canonical_bytes(item)
         self.spend(1, len(canon))
         # the canonical text is the row itself, keys sorted: stored as is, it spares a
         # second encoding of every row
-        return self._make(kind, item, when, canon, data=True)
+        doc = self._make(kind, item, when, canon, data=True)
+        if doc is not None and stored is not None:
+            stored(item, canon)
+        return doc
 
     def _next_id(self, kind: str, canon: bytes) -> str:
         """The id of the request's next ``kind`` row, ``canon`` (see :func:`doc_ids`)."""
@@ -336,10 +350,13 @@ class DocumentBuilder:
         link = self._links[kind] = _link(hasher, canon, self._links.get(kind, FIRST_LINK))
         return link.hex()[:ID_DIGITS]
 
-    def results(self, items: Iterable[dict[str, Any]], state: Any = None) -> list[Doc]:
+    def results(
+        self, items: Iterable[dict[str, Any]], state: StateLines | None = None
+    ) -> list[Doc]:
         """osquery result lines (differential or snapshot) -> one doc per row; each stored
-        line is also handed to ``state`` (a :class:`~.state.StateLines`), if given."""
+        line is also handed to ``state``, if given."""
         docs: list[Doc] = []
+        differential = None if state is None else state.differential
         for item in items:
             raw = item.get("unixTime")
             when = self.row_time(RESULTS, raw, parse_epoch(raw))
@@ -347,14 +364,8 @@ class DocumentBuilder:
                 docs += self._snapshot(item, when)
                 if state is not None and when is not None:  # an expired line is not stored
                     state.snapshot(item)
-                continue
-            canon = canonical_bytes(item)
-            self.spend(1, len(canon))
-            doc = self._make(RESULTS, item, when, canon, data=True)
-            if doc is not None:
+            elif (doc := self._plain(RESULTS, item, when, differential)) is not None:
                 docs.append(doc)
-                if state is not None:
-                    state.differential(item, canon)
         return docs
 
     def _snapshot(self, item: dict[str, Any], when: RowTime | None) -> Iterable[Doc]:
