@@ -313,8 +313,6 @@ def _compiled(
     if state is not None and state.may_tell_os(written.names):
         # lines that may tell the host's platform, which every state document of the
         # request carries: its state is made from the rows once they are all read
-        state.compiled.clear()
-        state.compiled_documents = state.unordered = 0
         state.from_bulk(written.bulk)
     return Batch(len(tree), written.bulk, written.documents, builder.expired, state=state)
 

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from . import fields
+from .auth import username_key
 from .documents import (
     CLIENT_KEY,
     ID_DIGITS,
@@ -59,6 +60,7 @@ EARLIEST = 365 * 86_400
 ROW_IDS = "state-row"
 SLOT_IDS = "state-slot"
 HOST_IDS = "state-host"
+REVOCATION_IDS = "state-revocation"
 
 
 def line_version(unix_time: Any, counter: Any, received_seconds: float) -> int | None:
@@ -124,9 +126,6 @@ class _Row(NamedTuple):
     present: bool
     ident: bytes
     data: bytes  # the client's line, canonical JSON
-
-
-_SORTED = orjson.OPT_SORT_KEYS
 
 
 @dataclass
@@ -203,10 +202,7 @@ class StateLines:
             query = self._queries[name] = self._rows.copy()
             query.update(name.encode("utf-8", "surrogatepass") + b"\x00")
         digest = query.copy()
-        try:
-            digest.update(orjson.dumps(columns, option=_SORTED))
-        except TypeError:  # what orjson cannot write: canonical_bytes' fallback
-            digest.update(canonical_bytes(columns))
+        digest.update(canonical_bytes(columns))
         self.rows.append(_Row(version, present, digest.hexdigest()[:ID_DIGITS].encode(), canon))
         if present and name == fields.OS_VERSION_QUERY:
             self._note_os(columns, version)
@@ -244,8 +240,11 @@ class StateLines:
         self.unordered += unordered
 
     def from_bulk(self, bulk: bytes) -> None:
-        """The differential lines of results bulk lines (what the compiled accelerator
-        wrote: plain lines only, the client's line last in each source)."""
+        """The state of results bulk lines (what the compiled accelerator wrote: plain
+        lines only, the client's line last in each source), instead of the documents it
+        wrote with them."""
+        self.compiled.clear()
+        self.compiled_documents = self.unordered = 0
         key = b',"%b":' % CLIENT_KEY.encode()
         skip = len(key)
         loads, add = orjson.loads, self.differential
@@ -365,6 +364,11 @@ def _tail(timestamp: str, flock: bytes) -> bytes:
     )
 
 
+def per_host_id(username: str, kind: str) -> str:
+    """The id of the host's one state document of ``kind`` (any spelling of its name)."""
+    return hashlib.sha256(id_prefix(username_key(username), kind)).hexdigest()[:ID_DIGITS]
+
+
 def host_lines(
     index: str,
     *,
@@ -389,9 +393,13 @@ def host_lines(
         gateway[fields.PLATFORM] = platform
     if os_version is not None:
         gateway[fields.OS_VERSION] = os_version
-    digest = hashlib.sha256(id_prefix(username.lower(), HOST_IDS)).hexdigest()[:ID_DIGITS]
     action = {
-        "index": {"_index": index, "_id": digest, "version": seen_ms, "version_type": "external"}
+        "index": {
+            "_index": index,
+            "_id": per_host_id(username, HOST_IDS),
+            "version": seen_ms,
+            "version_type": "external",
+        }
     }
     source_doc = {fields.TIMESTAMP: last_seen, fields.GATEWAY: gateway}
     return orjson.dumps(action) + b"\n" + orjson.dumps(source_doc) + b"\n"

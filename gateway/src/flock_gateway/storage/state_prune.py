@@ -22,7 +22,6 @@ found at (``external_gte``): one a newer line wrote again meanwhile is left alon
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -30,12 +29,12 @@ from typing import Any
 from elasticsearch import ConflictError, Elasticsearch, helpers
 
 from .. import fields
-from ..documents import ID_DIGITS, id_prefix, iso
+from ..documents import iso
 from ..indices import IndexNames
+from ..state import REVOCATION_IDS, per_host_id
 from .errors import translate_errors
 
 PAGE = 1000
-REVOCATION_IDS = "state-revocation"
 # longer than the state index's refresh interval
 SETTLED = timedelta(minutes=1)
 
@@ -76,12 +75,11 @@ def record_revocation(
         fields.KIND: fields.STATE_REVOCATION,
         fields.REVOKED_AT: iso(effective),
     }
-    digest = hashlib.sha256(id_prefix(username.lower(), REVOCATION_IDS)).hexdigest()
     # a conflict: a later revocation of the name is already recorded
     with contextlib.suppress(ConflictError):
         client.index(
             index=names.state,
-            id=digest[:ID_DIGITS],
+            id=per_host_id(username, REVOCATION_IDS),
             document={fields.TIMESTAMP: iso(effective), fields.GATEWAY: gateway},
             version=int(effective.timestamp() * 1000),
             version_type="external",
