@@ -171,33 +171,30 @@ class BulkWriter:
         refused: list[tuple[int, str]] = []
         retry_statuses: set[int] = set()
         disk_blocked = 0
-        for item in items[count:]:
+        for position, item in enumerate(items):
             status = item.get("status", 500)
-            if status in (200, 201, 409):  # 409: a newer version is there already
-                result.state_written += 1
-            elif status >= 500 or status in _RETRYABLE_ITEM_STATUSES:
-                retry_statuses.add(status)
-                result.errors.append(_error_type(item))
-                disk_blocked += is_disk_block(item.get("error"))
-            else:
-                result.state_refused += 1
-        if result.state_refused:
-            log.warning(
-                "current-state documents refused by the mapping were not stored",
-                extra={"refused": result.state_refused},
-            )
-        for position, item in enumerate(items[:count]):
-            status = item.get("status", 500)
-            if status in (200, 201):
-                result.created += 1
+            state = position >= count  # after the rows: their current-state documents
+            if status in (200, 201) or (state and status == 409):
+                # a state document's 409: a newer version is there already
+                if state:
+                    result.state_written += 1
+                else:
+                    result.created += 1
             elif status == 409:
                 result.duplicates += 1
             elif status >= 500 or status in _RETRYABLE_ITEM_STATUSES:
                 retry_statuses.add(status)
                 result.errors.append(_error_type(item))
                 disk_blocked += is_disk_block(item.get("error"))
+            elif state:
+                result.state_refused += 1
             else:
                 refused.append((position, _reason(item)))
+        if result.state_refused:
+            log.warning(
+                "current-state documents refused by the mapping were not stored",
+                extra={"refused": result.state_refused},
+            )
         if retry_statuses:
             log.warning(
                 "bulk items failed, asking the agent to retry",
