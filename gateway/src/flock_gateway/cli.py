@@ -156,18 +156,14 @@ def cmd_agents_revoke(cfg: Config, args: argparse.Namespace) -> int:
     client = make_client(cfg)
     names = IndexNames(cfg.index_prefix)
     registry = Registry(client, names.agents)
-    agent = registry.get(username)
     try:
-        registry.revoke(username)
-        known = True
+        canonical = registry.revoke(username).username
     except UnknownAgent:
-        known = False
-    # What the gateway received with the credential goes with the next prune. Recorded
-    # even without a record: a run again after a failure past the delete ends here.
-    canonical = agent.username if agent is not None else username
+        # A run again after a failure past the delete: the state may still be unswept.
+        record_revocation(client, names, username, revocation_effective(cfg.auth_cache_ttl))
+        raise
+    # what the gateway received with the credential goes with the next prune
     record_revocation(client, names, canonical, revocation_effective(cfg.auth_cache_ttl))
-    if not known:
-        raise UnknownAgent(username)
     _out(
         {
             "changed": True,

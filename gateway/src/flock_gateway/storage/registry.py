@@ -290,20 +290,22 @@ class Registry:
         self.bump_generation(username)
 
     @translate_errors
-    def revoke(self, username: str) -> None:
-        """Delete ``username``'s record and bump the generation, so every cache forgets it.
+    def revoke(self, username: str) -> Agent:
+        """Delete ``username``'s record and bump the generation, so every cache forgets it;
+        returns the record deleted.
 
         The bump happens whether or not there was a record: re-running a revocation whose
         bump failed (after the delete) still reaches every cache. ``UnknownAgent`` after
         the bump when there was nothing to delete."""
-        doc_id = self._id(username)
+        agent = self.get(username)
         deleted = False
-        if doc_id is not None:
+        if agent is not None and agent.doc_id is not None:
             try:
-                self.client.delete(index=self.index, id=doc_id)
+                self.client.delete(index=self.index, id=agent.doc_id)
                 deleted = True
             except NotFoundError:
                 pass
         self.bump_generation(username)
-        if not deleted:
+        if agent is None or not deleted:
             raise UnknownAgent(username)
+        return agent
