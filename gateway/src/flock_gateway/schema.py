@@ -23,7 +23,8 @@ from importlib import resources
 from typing import Any
 
 # osquery's platform words; the agent's own "macos" is written "darwin" in the data file
-PLATFORMS = frozenset({"darwin", "linux", "windows"})
+from .fields import PLATFORMS
+
 # What a column may be indexed as. keyword holds any JSON scalar osquery sends (as text);
 # long and double read a number or a string holding one, and leave a value that is
 # neither unindexed (the templates set ignore_malformed), the row still stored.
@@ -106,7 +107,7 @@ def parse_twigs(data: Any) -> Twigs:
         if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
             raise SchemaError(f"twig {name!r} needs an integer interval")
         platforms = twig.get("platforms")
-        if not isinstance(platforms, list) or not platforms or not set(platforms) <= PLATFORMS:
+        if not isinstance(platforms, list) or not platforms or not set(platforms) <= set(PLATFORMS):
             raise SchemaError(f"twig {name!r}: platforms must be a list of {sorted(PLATFORMS)}")
         out[name] = Twig(
             name=name,

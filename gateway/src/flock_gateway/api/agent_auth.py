@@ -44,8 +44,6 @@ def note_seen(agent: Agent) -> Agent:
     except StorageError:
         log.warning("could not record last_seen", extra={"agent": agent.username})
         return agent
-    # a result request writes the host's current-state document with it (api/stored.py)
-    g.seen_at = iso(now)
     updated = dataclasses.replace(agent, last_seen=iso(now))
     svc.authenticator.cache.replace(updated)
     return updated
