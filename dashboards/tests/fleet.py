@@ -484,7 +484,3 @@ def send_fleet(agent_client, osquery_client, now: int) -> Fleet:
 
 def stamp(unix: int) -> str:
     return datetime.fromtimestamp(unix, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def as_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)

@@ -65,7 +65,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import yaml
-from kibana_keystore_standin import read_keystore
+from kibana_keystore_standin import keystore_path, read_keystore
 
 STANDIN_VERSION = "1"
 # Saved-object types the stand-in accepts (Kibana knows many more; these are what
@@ -748,7 +748,7 @@ def main(argv=None):
     conf_dir = os.environ.get("KBN_PATH_CONF") or os.path.join(home, "config")
     config = args.config or os.path.join(conf_dir, "kibana.yml")
     try:
-        settings = load_config(config, home, os.path.join(conf_dir, "kibana.keystore"))
+        settings = load_config(config, home, keystore_path())
     except ConfigError as exc:
         log("FATAL configuration error", error=str(exc), config=config)
         print(f"FATAL  Error: {exc}", file=sys.stderr)
