@@ -9,6 +9,7 @@ from flock_gateway.config import Config
 from flock_gateway.indices import IndexNames
 from flock_gateway.storage.templates import setup_storage
 
+from .helpers import OLD_SECRET, SECRET
 from .outage import NodePort
 
 
@@ -30,6 +31,22 @@ def config(es_url, prefix) -> Config:
 @pytest.fixture
 def app(config, storage):
     return create_app(config)
+
+
+@pytest.fixture
+def oconfig(es_url, prefix) -> Config:
+    """A gateway osquery hosts enroll with (either secret), without the auth cache."""
+    return Config(
+        es_hosts=(es_url,),
+        index_prefix=prefix,
+        enroll_secrets=(SECRET, OLD_SECRET),
+        auth_cache_ttl=0,
+    )
+
+
+@pytest.fixture
+def oclient(oconfig, storage):
+    return create_app(oconfig).test_client()
 
 
 @pytest.fixture

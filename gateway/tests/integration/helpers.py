@@ -7,6 +7,10 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+# the osquery tests' enrollment secrets (the oconfig fixture): current and previous
+SECRET = "enroll-secret-current-0123456789"
+OLD_SECRET = "enroll-secret-previous-987654321"
+
 
 def basic(username: str, token: str) -> dict[str, str]:
     encoded = base64.b64encode(f"{username}:{token}".encode()).decode()

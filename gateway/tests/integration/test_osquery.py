@@ -15,10 +15,8 @@ from flock_gateway.cli import main
 from flock_gateway.config import Config
 from flock_gateway.schedule import load_schedule
 
-from .helpers import basic, osquery_line, register, stored, submit
+from .helpers import OLD_SECRET, SECRET, basic, osquery_line, register, stored, submit
 
-SECRET = "enroll-secret-current-0123456789"
-OLD_SECRET = "enroll-secret-previous-987654321"
 UUID = "9A8B7C6D-5E4F-3A2B-1C0D-E9F8A7B6C5D4"
 SCHEDULE = load_schedule()
 
@@ -33,21 +31,6 @@ def host_details(uuid=UUID):
                         "hardware_model": "MacBookPro18,1"},
         "platform_info": {"vendor": "Apple Inc.", "version": "10151.41.12"},
     }  # fmt: skip
-
-
-@pytest.fixture
-def oconfig(es_url, prefix):
-    return Config(
-        es_hosts=(es_url,),
-        index_prefix=prefix,
-        enroll_secrets=(SECRET, OLD_SECRET),
-        auth_cache_ttl=0,
-    )
-
-
-@pytest.fixture
-def oclient(oconfig, storage):
-    return create_app(oconfig).test_client()
 
 
 def post(client, path, body, gzipped=False):

@@ -24,7 +24,7 @@ from flock_gateway.storage.retention import prune
 from flock_gateway.storage.state_prune import SETTLED, sweep_revocations
 
 from .helpers import osquery_line, register, stored, submit
-from .test_osquery import enroll, oclient, oconfig, post, result_line, snapshot_line  # noqa: F401
+from .test_osquery import enroll, post, result_line, snapshot_line
 
 HOST = "laptop-1"
 T0 = int(time.time()) - 3 * 3600
@@ -220,7 +220,7 @@ def _epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def test_osquery_host_snapshots_and_linux_platform(oclient, es, prefix):  # noqa: F811
+def test_osquery_host_snapshots_and_linux_platform(oclient, es, prefix):
     key = enroll(oclient)["node_key"]
     os_row = {
         "name": "Ubuntu",
