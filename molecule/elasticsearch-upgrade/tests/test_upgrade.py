@@ -128,21 +128,15 @@ def test_upgrade_order_data_only_first_elected_master_last():
     after, the elected master last of all (the pair's upgrade-pair-2 was found stopped
     and goes first whatever its roles)."""
     order = restart_order("after-upgrade")
-    trio_master = json.loads(
-        node("upgrade-trio-1").file("/root/upgrade-master-before-upgrade.json").content_string
-    )["master"]
-    pair_master = json.loads(
-        node("upgrade-pair-1").file("/root/upgrade-master-before-upgrade.json").content_string
-    )["master"]
+    trio_master = record("upgrade-trio-1", "master-before-upgrade")["master"]
+    pair_master = record("upgrade-pair-1", "master-before-upgrade")["master"]
     assert order["trio"][0] == DATA_ONLY
     assert order["trio"][-1] == trio_master
     assert order["pair"] == ["upgrade-pair-2", "upgrade-pair-1"] == ["upgrade-pair-2", pair_master]
 
 
 def test_plain_restart_elected_master_last():
-    master = json.loads(
-        node("upgrade-pair-1").file("/root/upgrade-master-before-restart.json").content_string
-    )["master"]
+    master = record("upgrade-pair-1", "master-before-restart")["master"]
     assert restart_order("before-downgrade")["pair"][-1] == master
 
 
@@ -156,7 +150,7 @@ def test_interrupted_restart_finished():
             assert resumed["pid"] == upgraded["pid"]
         else:
             assert resumed["pid"] != upgraded["pid"]
-        note = json.loads(node(name).file("/root/upgrade-after-resume-note.json").content_string)
+        note = record(name, "after-resume-note")
         assert note == {"pending_note": False}
 
 
